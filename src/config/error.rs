@@ -1,0 +1,73 @@
+//! Configuration errors and warnings: each one names the file, the key, the line and column, and
+//! what was expected, so an operator can fix the file without guessing.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where in a config file something was found (1-based line and column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// 1-based line number.
+    pub line: u64,
+    /// 1-based column number.
+    pub column: u64,
+}
+
+/// One problem with one key of the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyProblem {
+    /// The file the key is in.
+    pub file: PathBuf,
+    /// Dotted key path, e.g. `keepstart.sleep`.
+    pub key: String,
+    /// Where the value (or the section holding the missing key) starts, when known.
+    pub position: Option<Position>,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for KeyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(p) = self.position {
+            write!(f, ":{}:{}", p.line, p.column)?;
+        }
+        write!(f, ": key `{}`", self.key)?;
+        if let Some(p) = self.position {
+            write!(f, " (line {}, column {})", p.line, p.column)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Why a config file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("cannot read config file {}: {source}", file.display())]
+    Read {
+        /// The file that was asked for.
+        file: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML, or not a mapping of sections.
+    #[error("{}: not a valid keepserver config: {message}", file.display())]
+    Syntax {
+        /// The file.
+        file: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The YAML is well formed but one or more keys are wrong; every problem is listed.
+    #[error("{}", list(problems))]
+    Invalid {
+        /// Every problem found, in file order.
+        problems: Vec<KeyProblem>,
+    },
+}
+
+fn list(problems: &[KeyProblem]) -> String {
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    lines.join("\n")
+}

@@ -1,0 +1,239 @@
+//! The typed keepserver configuration: keepstart's config.yaml schema (unchanged, with its
+//! defaults) plus keepserver's own keys, loaded once at the edge with every problem reported by
+//! file, key, line and column.
+//!
+//! YAML is read with serde-saphyr: of the maintained serde YAML crates it is the one that gives
+//! each value its line and column (`Spanned`), which lets us check every key and list every error,
+//! not just the first, and warn about unknown keys with their line.
+
+pub mod error;
+mod fields;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use serde_saphyr::Spanned;
+
+pub use error::{ConfigError, KeyProblem, Position};
+use fields::{RawSection, SectionReader, boolean, cycles, position_of, seconds, text};
+
+use crate::vip::Vip;
+
+/// The `application` section: how the process runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Application {
+    /// Detach and run in the background (`application.daemon`, default false).
+    pub daemon: bool,
+    /// Working directory; relative paths are relative to it (default: the config file's directory).
+    pub workspace: PathBuf,
+    /// The pidfile, absolute (`application.pidfile`, default `server.pid` in the workspace).
+    pub pidfile: PathBuf,
+    /// The control socket, absolute (`application.control-socket`, default the pidfile with `.sock`).
+    pub control_socket: PathBuf,
+    /// Where a daemon's stdout and stderr go (`application.daemon-log`, default `keepserver.log`).
+    pub daemon_log: PathBuf,
+}
+
+/// The `keepstart` section: what to watch and what to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keepstart {
+    /// The NIC to watch; `None` means any NIC.
+    pub nic: Option<String>,
+    /// The VIP whose presence makes this node MASTER.
+    pub vip: Vip,
+    /// Shell command run when MASTER and not running.
+    pub start: String,
+    /// Shell command run when SLAVE and running.
+    pub stop: String,
+    /// Shell command whose exit status 0 means "running"; `None` trusts the tracked state.
+    pub is_running: Option<String>,
+    /// One cycle (`sleep`, default 2 s): the safety-net re-list period and the unit of the cycles below.
+    pub cycle: Duration,
+    /// Alive report every this many cycles (`running-report-cycle`, default 3600).
+    pub report_cycle: u64,
+    /// is-running every this many cycles (`force-test-cycle`, default 60).
+    pub force_test_cycle: u64,
+    /// A hook running longer than this is killed, whole process group (`hook-timeout`, default 30 s).
+    pub hook_timeout: Duration,
+    /// Run `stop` when keepserver itself exits while running (`stop-on-exit`, default false).
+    pub stop_on_exit: bool,
+    /// Longest wait between retries of a failing start or stop (`failure-backoff-max`, default 300 s).
+    pub failure_backoff_max: Duration,
+}
+
+/// A whole, valid configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from, absolute.
+    pub file: PathBuf,
+    /// The `application` section.
+    pub application: Application,
+    /// The `keepstart` section.
+    pub keepstart: Keepstart,
+    /// The `logging` section as written, for the logging module to translate.
+    pub logging: Option<Value>,
+}
+
+/// A loaded config plus the warnings (unknown keys) found while reading it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Problems that were not fatal, e.g. unknown keys.
+    pub warnings: Vec<KeyProblem>,
+}
+
+const DEFAULT_PIDFILE: &str = "server.pid";
+const DEFAULT_DAEMON_LOG: &str = "keepserver.log";
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let file = normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+    let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    parse(&text, &file)
+}
+
+/// The document as parsed: the two known sections with every key's position, the rest as-is.
+#[derive(serde::Deserialize)]
+struct RawDoc {
+    application: Option<Spanned<RawSection>>,
+    keepstart: Option<Spanned<RawSection>>,
+    logging: Option<Value>,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+/// Parses config text; `file` is used for messages and to resolve relative paths.
+pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
+    let doc: RawDoc = if text.trim().is_empty() {
+        serde_saphyr::from_str("{}")
+    } else {
+        serde_saphyr::from_str(text)
+    }
+    .map_err(|e| ConfigError::Syntax {
+        file: file.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let mut problems = Vec::new();
+    let mut warnings: Vec<KeyProblem> = doc
+        .other
+        .into_keys()
+        .map(|key| KeyProblem {
+            file: file.to_path_buf(),
+            key,
+            position: None,
+            message: "unknown section, ignored".to_string(),
+        })
+        .collect();
+    let config_dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let (app_at, app_keys) = split(doc.application);
+    let mut app = SectionReader::new(file, "application", app_at, app_keys, &mut problems);
+    let application = read_application(&mut app, &config_dir);
+    warnings.extend(app.unknown_keys());
+    let (ks_at, ks_keys) = split(doc.keepstart);
+    let mut ks = SectionReader::new(file, "keepstart", ks_at, ks_keys, &mut problems);
+    let keepstart = read_keepstart(&mut ks);
+    warnings.extend(ks.unknown_keys());
+    match keepstart {
+        Some(keepstart) if problems.is_empty() => Ok(Loaded {
+            config: Config {
+                file: file.to_path_buf(),
+                application,
+                keepstart,
+                logging: doc.logging.filter(|v| !v.is_null()),
+            },
+            warnings,
+        }),
+        _ => {
+            problems.sort_by_key(|p| p.position.map(|p| (p.line, p.column)));
+            Err(ConfigError::Invalid { problems })
+        }
+    }
+}
+
+fn split(section: Option<Spanned<RawSection>>) -> (Option<Position>, RawSection) {
+    match section {
+        Some(s) => (Some(position_of(&s)), s.value),
+        None => (None, RawSection::new()),
+    }
+}
+
+/// Drops `.` components so paths in messages read cleanly (`..` is kept: symlinks make folding
+/// it lexically wrong).
+fn normalize(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| *c != std::path::Component::CurDir)
+        .collect()
+}
+
+fn read_application(r: &mut SectionReader<'_>, config_dir: &Path) -> Application {
+    let daemon = r.optional("daemon", boolean).unwrap_or(false);
+    let workspace = r
+        .optional("workspace", text)
+        .map(|w| normalize(&config_dir.join(w)))
+        .unwrap_or_else(|| config_dir.to_path_buf());
+    let pidfile = workspace.join(
+        r.optional("pidfile", text)
+            .unwrap_or_else(|| DEFAULT_PIDFILE.to_string()),
+    );
+    let control_socket = r
+        .optional("control-socket", text)
+        .map(|s| workspace.join(s))
+        .unwrap_or_else(|| pidfile.with_extension("sock"));
+    let daemon_log = workspace.join(
+        r.optional("daemon-log", text)
+            .unwrap_or_else(|| DEFAULT_DAEMON_LOG.to_string()),
+    );
+    Application {
+        daemon,
+        workspace,
+        pidfile,
+        control_socket,
+        daemon_log,
+    }
+}
+
+fn read_keepstart(r: &mut SectionReader<'_>) -> Option<Keepstart> {
+    let nic = r.optional("nic", text);
+    let vip = r.required(
+        "vip",
+        |v| text(v)?.parse::<Vip>().map_err(|e| e.to_string()),
+        "an IPv4 or IPv6 address, bare or CIDR",
+    );
+    let start = r.required("start", text, "a shell command");
+    let stop = r.required("stop", text, "a shell command");
+    let is_running = r.optional("is-running", text);
+    let cycle = r
+        .optional("sleep", seconds)
+        .unwrap_or(Duration::from_secs(2));
+    let report_cycle = r.optional("running-report-cycle", cycles).unwrap_or(3600);
+    let force_test_cycle = r.optional("force-test-cycle", cycles).unwrap_or(60);
+    let hook_timeout = r
+        .optional("hook-timeout", seconds)
+        .unwrap_or(Duration::from_secs(30));
+    let stop_on_exit = r.optional("stop-on-exit", boolean).unwrap_or(false);
+    let failure_backoff_max = r
+        .optional("failure-backoff-max", seconds)
+        .unwrap_or(Duration::from_secs(300));
+    Some(Keepstart {
+        nic,
+        vip: vip?,
+        start: start?,
+        stop: stop?,
+        is_running,
+        cycle,
+        report_cycle,
+        force_test_cycle,
+        hook_timeout,
+        stop_on_exit,
+        failure_backoff_max,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,183 @@
+//! Config loading tests: keepstart's own example, defaults, and every kind of error.
+
+use super::*;
+
+const KEEPSTART_README: &str = r#"application:
+    daemon: true
+    workspace: /opt/ssh-proxy-server
+    pidfile: ssh-proxy-server.pid
+
+keepstart:
+    nic: lo
+    vip: 127.0.0.1
+    start: /opt/ssh-proxy-server/start.sh
+    stop: /opt/ssh-proxy-server/stop.sh
+    is-running: /opt/ssh-proxy-server/is-running.sh
+    sleep: 2
+    running-report-cycle: 3600
+    force-test-cycle: 60
+
+logging:
+    version: 1
+    disable_existing_loggers: false
+    formatters:
+        simple:
+            format: "%(asctime)-15s\t%(levelname)s\t%(message)s"
+    handlers:
+        console:
+            class: logging.StreamHandler
+            level: DEBUG
+            formatter: simple
+    loggers:
+        keepstart:
+            level: INFO
+            handlers:
+                - console
+            propagate: no
+    root:
+        level: INFO
+        handlers:
+            - console
+"#;
+
+fn file() -> PathBuf {
+    PathBuf::from("/etc/keepserver/config.yaml")
+}
+
+fn problems(text: &str) -> Vec<KeyProblem> {
+    match parse(text, &file()) {
+        Err(ConfigError::Invalid { problems }) => problems,
+        other => panic!("expected invalid config, got {other:?}"),
+    }
+}
+
+#[test]
+fn keepstart_readme_example_loads_unchanged() {
+    let loaded = parse(KEEPSTART_README, &file()).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let c = loaded.config;
+    assert!(c.application.daemon);
+    assert_eq!(
+        c.application.workspace,
+        PathBuf::from("/opt/ssh-proxy-server")
+    );
+    assert_eq!(
+        c.application.pidfile,
+        PathBuf::from("/opt/ssh-proxy-server/ssh-proxy-server.pid")
+    );
+    assert_eq!(
+        c.application.control_socket,
+        PathBuf::from("/opt/ssh-proxy-server/ssh-proxy-server.sock")
+    );
+    assert_eq!(c.keepstart.nic.as_deref(), Some("lo"));
+    assert_eq!(c.keepstart.vip.to_string(), "127.0.0.1");
+    assert_eq!(
+        c.keepstart.is_running.as_deref(),
+        Some("/opt/ssh-proxy-server/is-running.sh")
+    );
+    assert_eq!(c.keepstart.cycle, Duration::from_secs(2));
+    assert_eq!(c.keepstart.report_cycle, 3600);
+    assert_eq!(c.keepstart.force_test_cycle, 60);
+    let logging = c.logging.unwrap();
+    assert_eq!(logging["version"], 1);
+    assert_eq!(logging["loggers"]["keepstart"]["propagate"], false);
+}
+
+#[test]
+fn defaults_are_keepstarts() {
+    let text = "keepstart:\n  vip: 192.0.2.10/24\n  start: s\n  stop: t\n";
+    let c = parse(text, &file()).unwrap().config;
+    assert!(!c.application.daemon);
+    assert_eq!(c.application.workspace, PathBuf::from("/etc/keepserver"));
+    assert_eq!(
+        c.application.pidfile,
+        PathBuf::from("/etc/keepserver/server.pid")
+    );
+    assert_eq!(c.keepstart.nic, None);
+    assert_eq!(c.keepstart.is_running, None);
+    assert_eq!(c.keepstart.cycle, Duration::from_secs(2));
+    assert_eq!(c.keepstart.report_cycle, 3600);
+    assert_eq!(c.keepstart.force_test_cycle, 60);
+    assert_eq!(c.keepstart.hook_timeout, Duration::from_secs(30));
+    assert!(!c.keepstart.stop_on_exit);
+    assert_eq!(c.keepstart.failure_backoff_max, Duration::from_secs(300));
+    assert!(c.logging.is_none());
+}
+
+#[test]
+fn bad_sleep_names_key_and_line() {
+    let text = KEEPSTART_README.replace("sleep: 2", "sleep: soon");
+    let p = problems(&text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key, "keepstart.sleep");
+    assert_eq!(p[0].position.unwrap().line, 12);
+    let message = p[0].to_string();
+    assert!(message.contains("sleep"), "{message}");
+    assert!(message.contains("line 12"), "{message}");
+    assert!(message.contains("/etc/keepserver/config.yaml"), "{message}");
+    assert!(message.contains("seconds"), "{message}");
+}
+
+#[test]
+fn every_error_is_reported_in_file_order() {
+    let text = "application:\n  daemon: perhaps\nkeepstart:\n  vip: 192.0.2.999\n  start: s\n  sleep: -1\n  force-test-cycle: 0\n";
+    let keys: Vec<String> = problems(text).into_iter().map(|p| p.key).collect();
+    assert_eq!(
+        keys,
+        [
+            "application.daemon",
+            "keepstart.stop",
+            "keepstart.vip",
+            "keepstart.sleep",
+            "keepstart.force-test-cycle"
+        ]
+    );
+}
+
+#[test]
+fn missing_section_reports_required_keys() {
+    let keys: Vec<String> = problems("application:\n  daemon: false\n")
+        .into_iter()
+        .map(|p| p.key)
+        .collect();
+    assert_eq!(keys, ["keepstart.vip", "keepstart.start", "keepstart.stop"]);
+}
+
+#[test]
+fn unknown_keys_warn_with_their_line() {
+    let text = "keepstart:\n  vip: ::1\n  start: s\n  stop: t\n  slepe: 3\nextra: 1\n";
+    let loaded = parse(text, &file()).unwrap();
+    let w: Vec<(String, Option<u64>)> = loaded
+        .warnings
+        .iter()
+        .map(|p| (p.key.clone(), p.position.map(|p| p.line)))
+        .collect();
+    assert_eq!(
+        w,
+        [
+            ("extra".to_string(), None),
+            ("keepstart.slepe".to_string(), Some(5))
+        ]
+    );
+}
+
+#[test]
+fn syntax_errors_name_the_file_and_line() {
+    let err = parse("keepstart: [\n", &file()).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("config.yaml"), "{message}");
+    assert!(message.contains("line"), "{message}");
+}
+
+#[test]
+fn relative_workspace_is_relative_to_the_config_file() {
+    let text = "application:\n  workspace: run\n  pidfile: k.pid\n  control-socket: ctl\nkeepstart:\n  vip: 127.0.0.1\n  start: s\n  stop: t\n";
+    let app = parse(text, &file()).unwrap().config.application;
+    assert_eq!(app.workspace, PathBuf::from("/etc/keepserver/run"));
+    assert_eq!(app.pidfile, PathBuf::from("/etc/keepserver/run/k.pid"));
+    assert_eq!(app.control_socket, PathBuf::from("/etc/keepserver/run/ctl"));
+    assert_eq!(
+        app.daemon_log,
+        PathBuf::from("/etc/keepserver/run/keepserver.log")
+    );
+}

@@ -1,0 +1,186 @@
+//! The control socket: a Unix stream socket in the workspace (mode 0600) on which the running
+//! daemon answers one JSON request per connection with one JSON line. The server side hands each
+//! request to the runtime; the client side is what `keepserver status` (and later `notify`) use.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use log::{debug, warn};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+
+/// A request on the control socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    /// The status snapshot.
+    Status,
+}
+
+/// A request received by the server, with the way back to its client.
+#[derive(Debug)]
+pub struct Incoming {
+    /// What was asked.
+    pub request: Request,
+    /// Where the answer goes (one JSON value).
+    pub reply: oneshot::Sender<serde_json::Value>,
+}
+
+/// Why talking to the control socket failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The socket could not be created.
+    #[error("cannot create control socket {}: {source}", path.display())]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The daemon could not be reached or did not answer.
+    #[error("cannot talk to the daemon on {}: {source}", path.display())]
+    Io {
+        /// The socket path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The daemon's answer was not JSON.
+    #[error("the daemon's answer on {} is not JSON: {source}", path.display())]
+    BadAnswer {
+        /// The socket path.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+}
+
+/// How long a client waits for the daemon.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Creates the socket at `path` (replacing a leftover file: we hold the pidfile lock, so no
+/// other instance owns it) with mode 0600.
+pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
+    let err = |source| ControlError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let listener = UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok(listener)
+}
+
+/// Accepts connections until `to_runtime` is closed, forwarding each request.
+pub async fn serve(listener: UnixListener, to_runtime: mpsc::UnboundedSender<Incoming>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                warn!("control socket accept failed error=\"{e}\"");
+                continue;
+            }
+        };
+        let to_runtime = to_runtime.clone();
+        tokio::spawn(async move {
+            if let Err(e) = answer(stream, to_runtime).await {
+                debug!("control connection ended error=\"{e}\"");
+            }
+        });
+    }
+}
+
+async fn answer(
+    stream: tokio::net::UnixStream,
+    to_runtime: mpsc::UnboundedSender<Incoming>,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    AsyncBufReader::new(read).read_line(&mut line).await?;
+    let reply = match serde_json::from_str::<Request>(&line) {
+        Ok(request) => {
+            let (tx, rx) = oneshot::channel();
+            if to_runtime.send(Incoming { request, reply: tx }).is_err() {
+                return Ok(());
+            }
+            rx.await
+                .unwrap_or_else(|_| serde_json::json!({"error": "daemon is shutting down"}))
+        }
+        Err(e) => serde_json::json!({"error": format!("bad request: {e}")}),
+    };
+    let mut text = reply.to_string();
+    text.push('\n');
+    write.write_all(text.as_bytes()).await
+}
+
+/// Sends `request` to the daemon listening on `path` and returns its answer.
+pub fn request(path: &Path, request: &Request) -> Result<serde_json::Value, ControlError> {
+    let io = |source| ControlError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut stream = UnixStream::connect(path).map_err(io)?;
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
+    stream.set_write_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
+    let mut text = serde_json::to_string(request).map_err(|source| ControlError::BadAnswer {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.push('\n');
+    stream.write_all(text.as_bytes()).map_err(io)?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).map_err(io)?;
+    serde_json::from_str(&answer).map_err(|source| ControlError::BadAnswer {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn status_round_trip_and_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.sock");
+        std::fs::write(&path, "leftover").unwrap();
+        let listener = bind(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(serve(listener, tx));
+        tokio::spawn(async move {
+            while let Some(incoming) = rx.recv().await {
+                assert_eq!(incoming.request, Request::Status);
+                let _ = incoming.reply.send(serde_json::json!({"role": "MASTER"}));
+            }
+        });
+        let p = path.clone();
+        let answer = tokio::task::spawn_blocking(move || request(&p, &Request::Status))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer["role"], "MASTER");
+        let p = path.clone();
+        let bad = tokio::task::spawn_blocking(move || {
+            let mut s = UnixStream::connect(&p).unwrap();
+            s.write_all(b"{\"cmd\":\"explode\"}\n").unwrap();
+            let mut line = String::new();
+            BufReader::new(s).read_line(&mut line).unwrap();
+            line
+        })
+        .await
+        .unwrap();
+        assert!(bad.contains("bad request"), "{bad}");
+    }
+}

@@ -1,0 +1,244 @@
+//! The hook runner: runs one hook as `/bin/sh -c COMMAND` in its own process group with the
+//! KEEPSERVER_* environment, logs its output line by line tagged with the hook, and kills the
+//! whole group (SIGTERM, then SIGKILL) when it outlives its timeout.
+//!
+//! Only the timeout kills the group: a start hook that leaves a service running in the
+//! background (its own process group) is left alone when the hook itself exits.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::supervisor::{HookKind, HookOutcome, HookResult, HookRun};
+
+/// How long a timed-out hook gets between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// The shell hooks are run with, as keepstart's `os.system` did.
+const SHELL: &str = "/bin/sh";
+
+/// Runs `run` in `cwd` to its end (or its timeout) and reports how it went.
+pub async fn run_hook(run: HookRun, cwd: &Path) -> HookResult {
+    let began = Instant::now();
+    info!(
+        "hook begin hook={} role={} command=\"{}\"",
+        run.kind, run.role, run.command
+    );
+    let outcome = match spawn(&run, cwd) {
+        Ok(child) => supervise(child, run.kind, run.timeout).await,
+        Err(e) => HookOutcome::SpawnFailed(e.to_string()),
+    };
+    let duration = began.elapsed();
+    let ms = duration.as_millis();
+    let answered = run.kind == HookKind::IsRunning && matches!(outcome, HookOutcome::Exited(_));
+    if outcome.is_success() || answered {
+        // A non-zero is-running is an answer ("not running"), not a failure of the hook.
+        info!("hook end hook={} {outcome} ms={ms}", run.kind);
+    } else {
+        warn!(
+            "hook end hook={} {outcome} ms={ms} command=\"{}\"",
+            run.kind, run.command
+        );
+    }
+    HookResult {
+        kind: run.kind,
+        outcome,
+        duration,
+    }
+}
+
+fn spawn(run: &HookRun, cwd: &Path) -> std::io::Result<Child> {
+    let previous = run.previous_role.map_or("NONE", |r| r.as_str());
+    let mut cmd = Command::new(SHELL);
+    cmd.arg("-c")
+        .arg(&run.command)
+        .current_dir(cwd)
+        .env("KEEPSERVER_ROLE", run.role.as_str())
+        .env("KEEPSERVER_PREVIOUS_ROLE", previous)
+        .env("KEEPSERVER_VIP", run.vip.addr.to_string())
+        .env("KEEPSERVER_NIC", run.nic.as_deref().unwrap_or(""))
+        .env("KEEPSERVER_HOOK", run.kind.as_str())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd.spawn()?;
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(forward_lines(out, run.kind, "out"));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(forward_lines(err, run.kind, "err"));
+    }
+    Ok(child)
+}
+
+/// Logs each line of a hook's output; ends when every writer (the hook and anything it left
+/// behind) has closed the pipe.
+async fn forward_lines(stream: impl AsyncRead + Unpin, kind: HookKind, tag: &'static str) {
+    let mut lines = BufReader::new(stream).lines();
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) => info!(target: "keepserver::hooks", "hook={kind} {tag}: {line}"),
+            Ok(None) => return,
+            Err(e) => {
+                warn!(target: "keepserver::hooks", "hook={kind} {tag}: unreadable output: {e}");
+                return;
+            }
+        }
+    }
+}
+
+async fn supervise(mut child: Child, kind: HookKind, timeout: Duration) -> HookOutcome {
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => outcome_of(status),
+        Ok(Err(e)) => HookOutcome::SpawnFailed(format!("wait failed: {e}")),
+        Err(_) => {
+            kill_group(&mut child, kind, timeout).await;
+            HookOutcome::TimedOut
+        }
+    }
+}
+
+fn outcome_of(status: std::process::ExitStatus) -> HookOutcome {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => HookOutcome::Exited(code),
+        (None, Some(sig)) => HookOutcome::Signaled(sig),
+        (None, None) => HookOutcome::Exited(-1),
+    }
+}
+
+/// SIGTERM to the hook's process group, up to [`KILL_GRACE`] for the leader to go, then SIGKILL
+/// to whatever is left of the group.
+async fn kill_group(child: &mut Child, kind: HookKind, timeout: Duration) {
+    let Some(pid) = child.id() else {
+        return;
+    };
+    // The group id is the leader's pid: we spawned it with process_group(0).
+    let group = Pid::from_raw(pid as i32);
+    warn!(
+        "hook timeout hook={kind} after={:.1}s pgid={pid} sending=SIGTERM",
+        timeout.as_secs_f64()
+    );
+    let _ = killpg(group, Signal::SIGTERM);
+    let exited = tokio::time::timeout(KILL_GRACE, child.wait()).await.is_ok();
+    // Anything still in the group (children that ignore SIGTERM) goes now.
+    if killpg(group, Signal::SIGKILL).is_ok() {
+        warn!("hook killed hook={kind} pgid={pid} signal=SIGKILL leader_exited={exited}");
+    }
+    if !exited {
+        let _ = child.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::Role;
+
+    fn hook(kind: HookKind, command: &str, timeout: Duration) -> HookRun {
+        HookRun {
+            kind,
+            command: command.to_string(),
+            timeout,
+            role: Role::Master,
+            previous_role: Some(Role::Slave),
+            vip: "192.0.2.10/24".parse().unwrap(),
+            nic: Some("eth0".to_string()),
+        }
+    }
+
+    #[tokio::test]
+    async fn exit_status_and_environment_reach_the_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("env");
+        let cmd = format!(
+            "echo \"$KEEPSERVER_ROLE $KEEPSERVER_PREVIOUS_ROLE $KEEPSERVER_VIP $KEEPSERVER_NIC $(pwd)\" > {}; exit 3",
+            out.display()
+        );
+        let r = run_hook(
+            hook(HookKind::Start, &cmd, Duration::from_secs(5)),
+            dir.path(),
+        )
+        .await;
+        assert_eq!(r.outcome, HookOutcome::Exited(3));
+        let env = std::fs::read_to_string(&out).unwrap();
+        let cwd = dir.path().canonicalize().unwrap();
+        assert_eq!(
+            env.trim(),
+            format!("MASTER SLAVE 192.0.2.10 eth0 {}", cwd.display())
+        );
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        // The hook leaves a child that ignores SIGTERM, then hangs itself.
+        let cmd = format!(
+            "sh -c 'trap \"\" TERM; sleep 1000' & echo $$ $! > {}; sleep 1000",
+            pids.display()
+        );
+        let began = Instant::now();
+        let r = run_hook(
+            hook(HookKind::IsRunning, &cmd, Duration::from_millis(300)),
+            dir.path(),
+        )
+        .await;
+        assert_eq!(r.outcome, HookOutcome::TimedOut);
+        assert!(began.elapsed() < Duration::from_millis(300) + KILL_GRACE + Duration::from_secs(1));
+        let text = std::fs::read_to_string(&pids).unwrap();
+        for pid in text.split_whitespace() {
+            let pid: i32 = pid.parse().unwrap();
+            let gone = (0..100).any(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                nix::sys::signal::kill(Pid::from_raw(pid), None).is_err()
+            });
+            assert!(gone, "process {pid} of the hook's group survived");
+        }
+    }
+
+    #[tokio::test]
+    async fn background_service_outlives_a_successful_hook() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("svc.pid");
+        let cmd = format!("sleep 30 >/dev/null 2>&1 & echo $! > {}", pidfile.display());
+        let r = run_hook(
+            hook(HookKind::Start, &cmd, Duration::from_secs(5)),
+            dir.path(),
+        )
+        .await;
+        assert!(r.outcome.is_success());
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok(),
+            "service killed"
+        );
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+
+    #[tokio::test]
+    async fn missing_command_is_a_failure_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = run_hook(
+            hook(
+                HookKind::Stop,
+                "/nonexistent/stop.sh",
+                Duration::from_secs(5),
+            ),
+            dir.path(),
+        )
+        .await;
+        assert_eq!(r.outcome, HookOutcome::Exited(127));
+    }
+}

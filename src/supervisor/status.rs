@@ -1,0 +1,166 @@
+//! What the supervisor knows about itself, as a snapshot: served as `status --json` over the
+//! control socket and condensed into the one-line alive report.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::types::{HookKind, HookOutcome, HookResult, Role};
+
+/// Run counts and the last result of one hook.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookStats {
+    /// How many times it has run to an end.
+    pub runs: u64,
+    /// The last result and when it ended.
+    pub last: Option<(HookResult, Instant)>,
+}
+
+/// A role change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    /// The role before.
+    pub from: Role,
+    /// The role after.
+    pub to: Role,
+    /// When it was seen.
+    pub at: Instant,
+}
+
+/// The status snapshot, as served by `keepserver status --json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    /// MASTER or SLAVE.
+    pub role: Role,
+    /// Whether the service is running; null until first known.
+    pub running: Option<bool>,
+    /// The daemon's pid.
+    pub pid: u32,
+    /// Seconds since the daemon started.
+    pub uptime_s: f64,
+    /// Number of role changes seen.
+    pub transitions: u64,
+    /// The last role change.
+    pub last_transition: Option<TransitionView>,
+    /// Cycles completed.
+    pub cycle: u64,
+    /// The hook running now, if any.
+    pub hook_in_flight: Option<HookKind>,
+    /// Per hook: runs and last result.
+    pub hooks: BTreeMap<HookKind, HookView>,
+    /// Consecutive failed starts or stops (reset by a confirmed success or a role change).
+    pub consecutive_failures: u32,
+    /// Seconds until the next retry is allowed, while backing off.
+    pub retry_in_s: Option<f64>,
+}
+
+/// A role change, relative to now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransitionView {
+    /// The role before.
+    pub from: Role,
+    /// The role after.
+    pub to: Role,
+    /// Seconds ago.
+    pub ago_s: f64,
+}
+
+/// One hook's record, relative to now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HookView {
+    /// How many times it has run to an end.
+    pub runs: u64,
+    /// The last result.
+    pub last: Option<HookResultView>,
+}
+
+/// One hook result, relative to now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HookResultView {
+    /// `ok`, `failed` or `timeout`.
+    pub outcome: &'static str,
+    /// Exit status, when it exited.
+    pub exit: Option<i32>,
+    /// Signal that ended it, when one did.
+    pub signal: Option<i32>,
+    /// Why it could not start, when it could not.
+    pub error: Option<String>,
+    /// How long it ran, in milliseconds.
+    pub ms: u64,
+    /// Seconds since it ended.
+    pub ago_s: f64,
+}
+
+impl HookView {
+    /// The view of `stats` as seen at `now`.
+    pub fn new(stats: &HookStats, now: Instant) -> Self {
+        HookView {
+            runs: stats.runs,
+            last: stats.last.as_ref().map(|(r, at)| HookResultView {
+                outcome: match r.outcome {
+                    HookOutcome::Exited(0) => "ok",
+                    HookOutcome::TimedOut => "timeout",
+                    _ => "failed",
+                },
+                exit: match r.outcome {
+                    HookOutcome::Exited(code) => Some(code),
+                    _ => None,
+                },
+                signal: match r.outcome {
+                    HookOutcome::Signaled(sig) => Some(sig),
+                    _ => None,
+                },
+                error: match &r.outcome {
+                    HookOutcome::SpawnFailed(e) => Some(e.clone()),
+                    _ => None,
+                },
+                ms: millis(r.duration),
+                ago_s: secs(now.saturating_duration_since(*at)),
+            }),
+        }
+    }
+}
+
+impl Status {
+    /// The alive report: one line, key=value pairs after the message.
+    pub fn alive_line(&self) -> String {
+        let running = match self.running {
+            Some(r) => r.to_string(),
+            None => "unknown".to_string(),
+        };
+        let mut line = format!(
+            "alive role={} running={} pid={} uptime={:.0}s transitions={} cycle={}",
+            self.role, running, self.pid, self.uptime_s, self.transitions, self.cycle
+        );
+        for (kind, view) in &self.hooks {
+            let last = match &view.last {
+                None => "never".to_string(),
+                Some(l) => match (l.exit, l.signal) {
+                    (Some(code), _) => format!("{}(exit={},{}ms)", l.outcome, code, l.ms),
+                    (_, Some(sig)) => format!("{}(signal={},{}ms)", l.outcome, sig, l.ms),
+                    _ => format!("{}({}ms)", l.outcome, l.ms),
+                },
+            };
+            let _ = write!(line, " {kind}={last} {kind}_runs={}", view.runs);
+        }
+        if let Some(kind) = self.hook_in_flight {
+            let _ = write!(line, " in_flight={kind}");
+        }
+        if self.consecutive_failures > 0 {
+            let _ = write!(line, " failures={}", self.consecutive_failures);
+        }
+        line
+    }
+}
+
+/// Whole milliseconds, saturating.
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Seconds with millisecond precision, for JSON.
+pub fn secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
