@@ -1,9 +1,13 @@
 //! keepserver: a high-availability role supervisor. It decides MASTER or SLAVE from whether the
 //! VIP is on the NIC, and makes this node's services follow that role through shell hooks.
 
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod hooks;
+pub mod logging;
+pub mod report;
+pub mod runtime;
 pub mod supervisor;
 pub mod vip;

@@ -1,0 +1,37 @@
+//! The command line, as keepstart had it plus `status` and `check`:
+//! `keepserver [-c FILE] start|stop|reload|status|check`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// keepserver: run this node's services while it holds the VIP.
+#[derive(Debug, Parser)]
+#[command(name = "keepserver", version, about)]
+pub struct Cli {
+    /// Config file path, YAML (keepstart's format).
+    #[arg(short, long, value_name = "FILE", default_value = "config.yaml")]
+    pub config: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the server (in the background when application.daemon is true).
+    Start,
+    /// Stop the running server (SIGTERM) and wait for it to exit.
+    Stop,
+    /// Validate the config file, then apply it to the running server in place (SIGHUP).
+    Reload,
+    /// Show the running server's role, running state, hooks and counters.
+    Status {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the config file and print what the server would do.
+    Check,
+}

@@ -1,0 +1,247 @@
+//! keepserver's entry point: parses the command line, loads the config, and dispatches to the
+//! daemon or to a command on the running daemon. Exit codes: 0 ok, 1 runtime failure, 2 usage or
+//! config error, 3 not running.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use keepserver::cli::{Cli, Command};
+use keepserver::config::{self, Config, Loaded};
+use keepserver::control::{self, Request};
+use keepserver::daemon::{self, Forked, Pidfile, Readiness};
+use keepserver::hooks::KILL_GRACE;
+use keepserver::logging::{self, Translated};
+use keepserver::runtime;
+use nix::sys::signal::Signal;
+
+/// Exit status: the command failed at run time.
+const EXIT_FAILURE: u8 = 1;
+/// Exit status: bad usage or an invalid config file.
+const EXIT_CONFIG: u8 = 2;
+/// Exit status: no running instance.
+const EXIT_NOT_RUNNING: u8 = 3;
+
+/// A failed command: what to print and the exit status.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn new(code: u8, message: impl std::fmt::Display) -> Self {
+        Failure {
+            code,
+            message: message.to_string(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Start => start(&cli.config),
+        Command::Stop => stop(&cli.config),
+        Command::Reload => reload(&cli.config),
+        Command::Status { json } => status(&cli.config, json),
+        Command::Check => check(&cli.config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("keepserver: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Loads the config and translates its logging section: everything `check` and `reload` vouch for.
+fn validate(path: &Path) -> Result<(Loaded, Translated), Failure> {
+    let loaded = config::load(path).map_err(|e| Failure::new(EXIT_CONFIG, e))?;
+    let translated = logging::translate(
+        loaded.config.logging.as_ref(),
+        &runtime::logging_context(&loaded.config),
+    )
+    .map_err(|e| Failure::new(EXIT_CONFIG, e))?;
+    Ok((loaded, translated))
+}
+
+fn start(path: &Path) -> Result<(), Failure> {
+    let (loaded, translated) = validate(path)?;
+    let config = loaded.config;
+    let app = &config.application;
+    let (pidfile, taken_over) =
+        Pidfile::acquire(&app.pidfile).map_err(|e| Failure::new(EXIT_FAILURE, e))?;
+    let readiness = if app.daemon {
+        match daemon::daemonize(&app.workspace, &app.daemon_log)
+            .map_err(|e| Failure::new(EXIT_FAILURE, e))?
+        {
+            Forked::Parent(result) => return result.map_err(|e| Failure::new(EXIT_FAILURE, e)),
+            Forked::Daemon(readiness) => readiness,
+        }
+    } else {
+        std::env::set_current_dir(&app.workspace).map_err(|e| {
+            Failure::new(
+                EXIT_FAILURE,
+                format!("cannot enter workspace {}: {e}", app.workspace.display()),
+            )
+        })?;
+        Readiness::none()
+    };
+    let prepared = Prepared {
+        config,
+        pidfile,
+        translated,
+        warnings: loaded.warnings,
+        taken_over,
+    };
+    prepared
+        .run(readiness)
+        .map_err(|e| Failure::new(EXIT_FAILURE, e))
+}
+
+/// A validated config and a locked pidfile, in the process that will run the daemon.
+struct Prepared {
+    config: Config,
+    pidfile: Pidfile,
+    translated: Translated,
+    warnings: Vec<config::KeyProblem>,
+    taken_over: Option<daemon::TakenOver>,
+}
+
+impl Prepared {
+    /// Writes the pid, installs logging and runs until stopped.
+    fn run(mut self, mut readiness: Readiness) -> Result<(), String> {
+        let handle = match self
+            .pidfile
+            .write_pid(std::process::id())
+            .map_err(|e| e.to_string())
+            .and_then(|()| logging::install(self.translated).map_err(|e| e.to_string()))
+        {
+            Ok(handle) => handle,
+            Err(e) => {
+                readiness.failed(&e);
+                return Err(e);
+            }
+        };
+        for w in &self.warnings {
+            log::warn!("{w}");
+        }
+        if let Some(t) = self.taken_over {
+            log::warn!(
+                "stale pidfile taken over pidfile={} old_pid={} old_pid_alive={}",
+                self.config.application.pidfile.display(),
+                t.pid,
+                t.alive
+            );
+        }
+        runtime::run(self.config, self.pidfile, readiness, handle).map_err(|e| e.to_string())
+    }
+}
+
+/// The pid of the running instance, or exit 3 with a clear message.
+fn running_pid(config: &Config) -> Result<i32, Failure> {
+    let pidfile = &config.application.pidfile;
+    match daemon::running_pid(pidfile).map_err(|e| Failure::new(EXIT_FAILURE, e))? {
+        Some(pid) => Ok(pid),
+        None => Err(Failure::new(
+            EXIT_NOT_RUNNING,
+            format!(
+                "not running (no instance holds {}); start it with `keepserver -c {} start`",
+                pidfile.display(),
+                config.file.display()
+            ),
+        )),
+    }
+}
+
+fn stop(path: &Path) -> Result<(), Failure> {
+    let config = config::load(path)
+        .map_err(|e| Failure::new(EXIT_CONFIG, e))?
+        .config;
+    let pid = running_pid(&config)?;
+    daemon::signal(pid, Signal::SIGTERM)
+        .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot signal pid {pid}: {e}")))?;
+    // It may be finishing a hook: allow the hook's timeout and kill grace, plus a margin.
+    let limit = config.keepstart.hook_timeout * 2 + KILL_GRACE + Duration::from_secs(5);
+    let began = Instant::now();
+    while began.elapsed() < limit {
+        let holder = daemon::running_pid(&config.application.pidfile)
+            .map_err(|e| Failure::new(EXIT_FAILURE, e))?;
+        if holder != Some(pid) && !daemon::process_alive(pid) {
+            println!("keepserver stopped (pid {pid})");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(Failure::new(
+        EXIT_FAILURE,
+        format!(
+            "pid {pid} did not exit within {:.0}s of SIGTERM; it may be stuck in a hook. \
+             Check its log, then `kill -9 {pid}` if needed",
+            limit.as_secs_f64()
+        ),
+    ))
+}
+
+fn reload(path: &Path) -> Result<(), Failure> {
+    let (loaded, _) = validate(path)?;
+    let config = loaded.config;
+    for w in &loaded.warnings {
+        eprintln!("keepserver: warning: {w}");
+    }
+    let pid = running_pid(&config)?;
+    let socket = &config.application.control_socket;
+    let before = control::request(socket, &Request::Status)
+        .ok()
+        .and_then(|s| s["reloads"].as_u64());
+    daemon::signal(pid, Signal::SIGHUP)
+        .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot signal pid {pid}: {e}")))?;
+    let Some(before) = before else {
+        println!("reload signalled to pid {pid}");
+        return Ok(());
+    };
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(5) {
+        let now = control::request(socket, &Request::Status)
+            .ok()
+            .and_then(|s| s["reloads"].as_u64());
+        if now.is_some_and(|n| n > before) {
+            println!("reloaded pid {pid} from {}", config.file.display());
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(Failure::new(
+        EXIT_FAILURE,
+        format!("pid {pid} did not confirm the reload within 5s; check its log"),
+    ))
+}
+
+fn status(path: &Path, json: bool) -> Result<(), Failure> {
+    let config = config::load(path)
+        .map_err(|e| Failure::new(EXIT_CONFIG, e))?
+        .config;
+    running_pid(&config)?;
+    let status = control::request(&config.application.control_socket, &Request::Status)
+        .map_err(|e| Failure::new(EXIT_FAILURE, e))?;
+    if json {
+        println!("{status}");
+    } else {
+        print!("{}", keepserver::report::status_text(&status));
+    }
+    Ok(())
+}
+
+fn check(path: &Path) -> Result<(), Failure> {
+    let (loaded, translated) = validate(path)?;
+    for w in &loaded.warnings {
+        println!("warning: {w}");
+    }
+    for w in &translated.warnings {
+        println!("warning: logging: {w}");
+    }
+    print!("{}", keepserver::report::plan_text(&loaded.config));
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! Human-readable text for operators: `status` without `--json` and the plan `check` prints.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::config::Config;
+
+/// `keepserver status` as text, from the daemon's JSON status.
+pub fn status_text(status: &Value) -> String {
+    let mut out = String::new();
+    let running = match &status["running"] {
+        Value::Bool(b) => b.to_string(),
+        _ => "unknown".to_string(),
+    };
+    let _ = writeln!(out, "role:         {}", text(&status["role"]));
+    let _ = writeln!(out, "running:      {running}");
+    let _ = writeln!(out, "pid:          {}", text(&status["pid"]));
+    let _ = writeln!(out, "uptime:       {}s", text(&status["uptime_s"]));
+    let _ = writeln!(
+        out,
+        "vip:          {} on {}",
+        text(&status["vip"]),
+        nic(&status["nic"])
+    );
+    let _ = writeln!(out, "transitions:  {}", text(&status["transitions"]));
+    if let Some(t) = status["last_transition"].as_object() {
+        let _ = writeln!(
+            out,
+            "last change:  {} -> {}, {}s ago",
+            text(&t["from"]),
+            text(&t["to"]),
+            text(&t["ago_s"])
+        );
+    }
+    let _ = writeln!(out, "cycle:        {}", text(&status["cycle"]));
+    if let Some(kind) = status["hook_in_flight"].as_str() {
+        let _ = writeln!(out, "in flight:    {kind}");
+    }
+    if let Some(hooks) = status["hooks"].as_object() {
+        for (kind, view) in hooks {
+            let last = match view["last"].as_object() {
+                None => "never run".to_string(),
+                Some(l) => {
+                    let code = match (&l["exit"], &l["signal"]) {
+                        (Value::Number(n), _) => format!(" exit={n}"),
+                        (_, Value::Number(n)) => format!(" signal={n}"),
+                        _ => String::new(),
+                    };
+                    format!(
+                        "{}{code} in {}ms, {}s ago",
+                        text(&l["outcome"]),
+                        text(&l["ms"]),
+                        text(&l["ago_s"])
+                    )
+                }
+            };
+            let _ = writeln!(
+                out,
+                "hook {kind:<11} runs={} last: {last}",
+                text(&view["runs"])
+            );
+        }
+    }
+    if status["consecutive_failures"].as_u64().unwrap_or(0) > 0 {
+        let _ = writeln!(
+            out,
+            "failures:     {} (next retry in {}s)",
+            text(&status["consecutive_failures"]),
+            text(&status["retry_in_s"])
+        );
+    }
+    out
+}
+
+/// What `check` says the server would do with `config`.
+pub fn plan_text(config: &Config) -> String {
+    let app = &config.application;
+    let ks = &config.keepstart;
+    let mut out = String::new();
+    let _ = writeln!(out, "config {} is valid", config.file.display());
+    let _ = writeln!(
+        out,
+        "MASTER while {} is on {} (re-listed every {}s); SLAVE otherwise",
+        ks.vip,
+        nic_name(ks.nic.as_deref()),
+        ks.cycle.as_secs_f64()
+    );
+    let _ = writeln!(out, "on MASTER, when not running: {}", ks.start);
+    let _ = writeln!(out, "on SLAVE, when running:      {}", ks.stop);
+    match &ks.is_running {
+        Some(cmd) => {
+            let _ = writeln!(
+                out,
+                "is-running: {cmd} (at start, one cycle after start/stop, every {} cycles)",
+                ks.force_test_cycle
+            );
+        }
+        None => {
+            let _ = writeln!(out, "is-running: none (the tracked state is trusted)");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "hook timeout {}s (then the hook's process group is killed); failing hooks retried with back-off up to {}s",
+        ks.hook_timeout.as_secs_f64(),
+        ks.failure_backoff_max.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "alive report every {} cycles; stop on exit: {}",
+        ks.report_cycle, ks.stop_on_exit
+    );
+    let _ = writeln!(
+        out,
+        "{} in {}; pidfile {}; control socket {}",
+        if app.daemon { "daemon" } else { "foreground" },
+        app.workspace.display(),
+        app.pidfile.display(),
+        app.control_socket.display()
+    );
+    out
+}
+
+fn nic_name(nic: Option<&str>) -> String {
+    nic.map_or_else(|| "any NIC".to_string(), |n| format!("NIC {n}"))
+}
+
+fn nic(v: &Value) -> String {
+    nic_name(v.as_str())
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}

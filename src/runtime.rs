@@ -1,0 +1,296 @@
+//! The tokio shell around the role state machine: one task per source (netlink watcher, cycle
+//! ticker, signals, control socket, hook runner) feeding one channel into the loop that owns the
+//! [`Supervisor`], and the code that carries out its actions.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use log::{error, info, warn};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::iterator::Signals;
+use tokio::sync::{mpsc, watch};
+use tokio::time::MissedTickBehavior;
+
+use crate::config::{self, Config, Keepstart};
+use crate::control::{self, Incoming, Request};
+use crate::daemon::{Pidfile, Readiness};
+use crate::hooks;
+use crate::logging;
+use crate::supervisor::{Action, Event, Role, Supervisor};
+use crate::vip::watcher::{VipWatcher, Watch, WatchError};
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The async runtime could not be built.
+    #[error("cannot start the async runtime: {0}")]
+    Tokio(std::io::Error),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// The control socket could not be created.
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
+    /// Netlink could not be opened.
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+}
+
+/// Everything that reaches the loop.
+#[derive(Debug)]
+enum Input {
+    /// An event for the machine.
+    Event(Event),
+    /// SIGHUP: re-read the config file.
+    Reload,
+    /// A control-socket request.
+    Control(Incoming),
+}
+
+/// Runs the daemon until it is told to stop. `logging` is the handle of the installed logger,
+/// used to swap in a new logging config on reload.
+pub fn run(
+    config: Config,
+    pidfile: Pidfile,
+    mut readiness: Readiness,
+    logging: log4rs::Handle,
+) -> Result<(), RuntimeError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RuntimeError::Tokio)?;
+    let result: Result<(), RuntimeError> = rt.block_on(async {
+        let shell = Shell::start(config, logging).await?;
+        readiness.ready();
+        shell.run().await;
+        Ok(())
+    });
+    if let Err(e) = &result {
+        readiness.failed(&e.to_string());
+    }
+    pidfile.remove();
+    result
+}
+
+/// The running shell: the machine, its inputs and what it needs to act.
+struct Shell {
+    machine: Supervisor,
+    config: Config,
+    logging: log4rs::Handle,
+    tx: mpsc::UnboundedSender<Input>,
+    rx: mpsc::UnboundedReceiver<Input>,
+    watch: watch::Sender<Watch>,
+    cycle: watch::Sender<Duration>,
+    socket: PathBuf,
+    reloads: u64,
+}
+
+impl Shell {
+    async fn start(config: Config, logging: log4rs::Handle) -> Result<Self, RuntimeError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let listener = control::bind(&config.application.control_socket)?;
+        let (watch, watch_rx) = watch::channel(watch_of(&config.keepstart));
+        let (watcher, present) = VipWatcher::connect(watch_rx).await?;
+        let ks = &config.keepstart;
+        info!(
+            "keepserver started pid={} vip={} nic={} role={} cycle={:.1}s",
+            std::process::id(),
+            ks.vip,
+            ks.nic.as_deref().unwrap_or("any"),
+            Role::from_vip(present),
+            ks.cycle.as_secs_f64()
+        );
+        let machine = Supervisor::new(ks.clone(), Role::from_vip(present), Instant::now());
+        spawn_signals(tx.clone())?;
+        let events = tx.clone();
+        tokio::spawn(watcher.run(present, move |present| {
+            events.send(Input::Event(Event::Vip { present })).is_ok()
+        }));
+        let (cycle, cycle_rx) = watch::channel(ks.cycle);
+        tokio::spawn(tick(cycle_rx, tx.clone()));
+        let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
+        tokio::spawn(control::serve(listener, ctl_tx));
+        let requests = tx.clone();
+        tokio::spawn(async move {
+            while let Some(incoming) = ctl_rx.recv().await {
+                if requests.send(Input::Control(incoming)).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Shell {
+            machine,
+            socket: config.application.control_socket.clone(),
+            config,
+            logging,
+            tx,
+            rx,
+            watch,
+            cycle,
+            reloads: 0,
+        })
+    }
+
+    async fn run(mut self) {
+        let first = self.machine.begin(Instant::now());
+        if self.act(first) {
+            return self.finish();
+        }
+        while let Some(input) = self.rx.recv().await {
+            let actions = match input {
+                Input::Event(event) => self.machine.handle(event, Instant::now()),
+                Input::Reload => self.reload(),
+                Input::Control(incoming) => {
+                    self.answer(incoming);
+                    Vec::new()
+                }
+            };
+            if self.act(actions) {
+                break;
+            }
+        }
+        self.finish();
+    }
+
+    fn finish(&self) {
+        let _ = std::fs::remove_file(&self.socket);
+        info!("keepserver stopped role={}", self.machine.role());
+    }
+
+    /// Carries out actions; true when the machine asked to exit.
+    fn act(&mut self, actions: Vec<Action>) -> bool {
+        for action in actions {
+            match action {
+                Action::RunHook(run) => {
+                    let tx = self.tx.clone();
+                    let cwd = self.config.application.workspace.clone();
+                    tokio::spawn(async move {
+                        let result = hooks::run_hook(run, &cwd).await;
+                        let _ = tx.send(Input::Event(Event::HookFinished(result)));
+                    });
+                }
+                Action::Report => info!("{}", self.status().alive_line()),
+                Action::Exit => return true,
+            }
+        }
+        false
+    }
+
+    fn status(&self) -> crate::supervisor::Status {
+        self.machine.status(Instant::now(), std::process::id())
+    }
+
+    fn answer(&self, incoming: Incoming) {
+        let reply = match incoming.request {
+            Request::Status => {
+                let mut value = serde_json::to_value(self.status())
+                    .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+                value["reloads"] = self.reloads.into();
+                value["vip"] = self.config.keepstart.vip.to_string().into();
+                value["nic"] = self.config.keepstart.nic.clone().into();
+                value
+            }
+        };
+        let _ = incoming.reply.send(reply);
+    }
+
+    /// Re-reads the config file; a bad file is logged and changes nothing.
+    fn reload(&mut self) -> Vec<Action> {
+        let file = self.config.file.clone();
+        let loaded = match config::load(&file) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                error!("reload refused, keeping the running configuration: {e}");
+                return Vec::new();
+            }
+        };
+        let new = loaded.config;
+        let translated = match logging::translate(new.logging.as_ref(), &logging_context(&new)) {
+            Ok(t) => t,
+            Err(e) => {
+                error!("reload refused, keeping the running configuration: {e}");
+                return Vec::new();
+            }
+        };
+        logging::apply(&self.logging, translated);
+        for w in &loaded.warnings {
+            warn!("{w}");
+        }
+        if new.application != self.config.application {
+            warn!("reload: changes to the application section take effect only after a restart");
+        }
+        let ks = new.keepstart.clone();
+        self.watch.send_replace(watch_of(&ks));
+        self.cycle.send_replace(ks.cycle);
+        self.config.keepstart = ks.clone();
+        self.config.logging = new.logging;
+        self.reloads += 1;
+        self.machine
+            .handle(Event::Reload(Box::new(ks)), Instant::now())
+    }
+}
+
+/// The logging context (file and workspace) for `config`.
+pub fn logging_context(config: &Config) -> logging::LoggingContext<'_> {
+    logging::LoggingContext {
+        config_file: &config.file,
+        workspace: &config.application.workspace,
+    }
+}
+
+fn watch_of(ks: &Keepstart) -> Watch {
+    Watch {
+        vip: ks.vip.addr,
+        nic: ks.nic.clone(),
+        resync: ks.cycle,
+    }
+}
+
+/// Sends a tick every cycle; the period follows reloads.
+async fn tick(mut period: watch::Receiver<Duration>, tx: mpsc::UnboundedSender<Input>) {
+    loop {
+        let every = *period.borrow_and_update();
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    if tx.send(Input::Event(Event::Tick)).is_err() {
+                        return;
+                    }
+                }
+                changed = period.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Forwards SIGTERM/SIGINT (stop), SIGHUP (reload) and SIGUSR1 (alive report) from a thread.
+fn spawn_signals(tx: mpsc::UnboundedSender<Input>) -> Result<(), RuntimeError> {
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).map_err(RuntimeError::Signals)?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let input = match signal {
+                    SIGHUP => Input::Reload,
+                    SIGUSR1 => Input::Event(Event::ReportRequested),
+                    _ => {
+                        info!("signal received signal={signal} action=stop");
+                        Input::Event(Event::Shutdown)
+                    }
+                };
+                if tx.send(input).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(RuntimeError::Signals)?;
+    Ok(())
+}
