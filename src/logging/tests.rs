@@ -318,7 +318,7 @@ fn example_log4rs_file_loads() {
     let logger = log4rs::Logger::new(t.config);
     log_through(&logger, "keepserver::config", Level::Debug, "not logged");
     log_through(&logger, "keepserver::config", Level::Info, "logged");
-    let text = fs::read_to_string(fx.path("keepserver.log")).unwrap();
+    let text = fs::read_to_string(fx.path("server.log")).unwrap();
     assert!(
         text.ends_with(" INFO  keepserver::config logged\n"),
         "{text:?}"
