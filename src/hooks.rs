@@ -36,9 +36,13 @@ pub async fn run_hook(run: HookRun, cwd: &Path) -> HookResult {
     };
     let duration = began.elapsed();
     let ms = duration.as_millis();
-    let answered = run.kind == HookKind::IsRunning && matches!(outcome, HookOutcome::Exited(_));
-    if outcome.is_success() || answered {
+    if let (HookKind::IsRunning, HookOutcome::Exited(code)) = (run.kind, &outcome) {
         // A non-zero is-running is an answer ("not running"), not a failure of the hook.
+        info!(
+            "hook end hook=is-running running={} exit={code} ms={ms}",
+            *code == 0
+        );
+    } else if outcome.is_success() {
         info!("hook end hook={} {outcome} ms={ms}", run.kind);
     } else {
         warn!(
