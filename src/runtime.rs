@@ -11,10 +11,11 @@ use signal_hook::iterator::Signals;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use crate::config::{self, Config, Keepstart};
+use crate::config::{self, Config, Keepstart, Libra};
 use crate::control::{self, Incoming, Request};
 use crate::daemon::{Pidfile, Readiness};
 use crate::hooks;
+use crate::libra;
 use crate::logging;
 use crate::supervisor::{Action, Event, Role, Supervisor};
 use crate::vip::watcher::{VipWatcher, Watch, WatchError};
@@ -83,7 +84,15 @@ struct Shell {
     cycle: watch::Sender<Duration>,
     socket: PathBuf,
     reloads: u64,
+    /// The role as followers (the Libra worker) see it.
+    role: watch::Sender<Role>,
+    /// The `libra` section as the Libra worker sees it.
+    libra: watch::Sender<Libra>,
+    followers: Vec<tokio::task::JoinHandle<()>>,
 }
+
+/// How long followers get to finish (e.g. the Libra job in hand) when keepserver exits.
+const FOLLOWER_GRACE: Duration = Duration::from_secs(10);
 
 impl Shell {
     async fn start(config: Config, logging: log4rs::Handle) -> Result<Self, RuntimeError> {
@@ -101,6 +110,9 @@ impl Shell {
             ks.cycle.as_secs_f64()
         );
         let machine = Supervisor::new(ks.clone(), Role::from_vip(present), Instant::now());
+        let (role, role_rx) = watch::channel(machine.role());
+        let (libra, libra_rx) = watch::channel(config.libra.clone());
+        let followers = vec![tokio::spawn(libra::worker::follow(libra_rx, role_rx))];
         spawn_signals(tx.clone())?;
         let events = tx.clone();
         tokio::spawn(watcher.run(present, move |present| {
@@ -128,13 +140,16 @@ impl Shell {
             watch,
             cycle,
             reloads: 0,
+            role,
+            libra,
+            followers,
         })
     }
 
     async fn run(mut self) {
         let first = self.machine.begin(Instant::now());
         if self.act(first) {
-            return self.finish();
+            return self.finish().await;
         }
         while let Some(input) = self.rx.recv().await {
             let actions = match input {
@@ -145,16 +160,45 @@ impl Shell {
                     Vec::new()
                 }
             };
+            self.publish_role();
             if self.act(actions) {
                 break;
             }
         }
-        self.finish();
+        self.finish().await;
     }
 
-    fn finish(&self) {
-        let _ = std::fs::remove_file(&self.socket);
-        info!("keepserver stopped role={}", self.machine.role());
+    /// Tells followers about a role change.
+    fn publish_role(&self) {
+        let now = self.machine.role();
+        self.role.send_if_modified(|r| {
+            let changed = *r != now;
+            *r = now;
+            changed
+        });
+    }
+
+    async fn finish(self) {
+        let Shell {
+            socket,
+            machine,
+            role,
+            libra,
+            followers,
+            ..
+        } = self;
+        // Closing the channels tells followers to wind down.
+        drop((role, libra));
+        for follower in followers {
+            if tokio::time::timeout(FOLLOWER_GRACE, follower)
+                .await
+                .is_err()
+            {
+                warn!("a follower did not finish within {FOLLOWER_GRACE:?}");
+            }
+        }
+        let _ = std::fs::remove_file(&socket);
+        info!("keepserver stopped role={}", machine.role());
     }
 
     /// Carries out actions; true when the machine asked to exit.
@@ -223,6 +267,12 @@ impl Shell {
         self.watch.send_replace(watch_of(&ks));
         self.cycle.send_replace(ks.cycle);
         self.config.keepstart = ks.clone();
+        self.libra.send_if_modified(|l| {
+            let changed = *l != new.libra;
+            *l = new.libra.clone();
+            changed
+        });
+        self.config.libra = new.libra.clone();
         self.config.logging = new.logging;
         self.reloads += 1;
         self.machine

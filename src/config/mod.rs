@@ -8,6 +8,7 @@
 
 pub mod error;
 mod fields;
+pub mod libra;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ use serde_saphyr::Spanned;
 
 pub use error::{ConfigError, KeyProblem, Position};
 use fields::{RawSection, SectionReader, boolean, cycles, position_of, seconds, text};
+
+pub use libra::{Endpoint, Libra, LibraHaproxy};
 
 use crate::vip::Vip;
 
@@ -72,6 +75,8 @@ pub struct Config {
     pub application: Application,
     /// The `keepstart` section.
     pub keepstart: Keepstart,
+    /// The `libra` section: the embedded Libra worker.
+    pub libra: Libra,
     /// The `logging` section as written, for the logging module to translate.
     pub logging: Option<Value>,
 }
@@ -103,9 +108,24 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 struct RawDoc {
     application: Option<Spanned<RawSection>>,
     keepstart: Option<Spanned<RawSection>>,
+    libra: Option<Spanned<RawSection>>,
     logging: Option<Value>,
     #[serde(flatten)]
     other: BTreeMap<String, Value>,
+}
+
+/// The nested sections, parsed again so their keys keep their own positions.
+#[derive(serde::Deserialize, Default)]
+struct NestedDoc {
+    #[serde(default)]
+    libra: Option<LibraNested>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct LibraNested {
+    haproxy: Option<Spanned<RawSection>>,
+    diagnostics: Option<Spanned<RawSection>>,
+    archive: Option<Spanned<RawSection>>,
 }
 
 /// Parses config text; `file` is used for messages and to resolve relative paths.
@@ -139,12 +159,21 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
     let mut ks = SectionReader::new(file, "keepstart", ks_at, ks_keys, &mut problems);
     let keepstart = read_keepstart(&mut ks);
     warnings.extend(ks.unknown_keys());
+    let libra = read_libra_sections(
+        text,
+        file,
+        doc.libra,
+        &application,
+        &mut problems,
+        &mut warnings,
+    );
     match keepstart {
         Some(keepstart) if problems.is_empty() => Ok(Loaded {
             config: Config {
                 file: file.to_path_buf(),
                 application,
                 keepstart,
+                libra,
                 logging: doc.logging.filter(|v| !v.is_null()),
             },
             warnings,
@@ -154,6 +183,54 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
             Err(ConfigError::Invalid { problems })
         }
     }
+}
+
+/// Reads `libra` and its sub-sections `haproxy`, `diagnostics` and `archive`.
+fn read_libra_sections(
+    text: &str,
+    file: &Path,
+    top: Option<Spanned<RawSection>>,
+    application: &Application,
+    problems: &mut Vec<KeyProblem>,
+    warnings: &mut Vec<KeyProblem>,
+) -> Libra {
+    // The sub-sections' shape errors were already reported by the first parse, so a failure
+    // here only means there are no positions to add.
+    let nested = if top.is_some() {
+        serde_saphyr::from_str::<NestedDoc>(text)
+            .ok()
+            .and_then(|d| d.libra)
+            .unwrap_or_default()
+    } else {
+        LibraNested::default()
+    };
+    let (at, keys) = split(top);
+    let (h_at, h_keys) = split(nested.haproxy);
+    let (d_at, d_keys) = split(nested.diagnostics);
+    let (a_at, a_keys) = split(nested.archive);
+    let mut h_problems = Vec::new();
+    let mut d_problems = Vec::new();
+    let mut a_problems = Vec::new();
+    let mut haproxy = SectionReader::new(file, "libra.haproxy", h_at, h_keys, &mut h_problems);
+    let mut diagnostics =
+        SectionReader::new(file, "libra.diagnostics", d_at, d_keys, &mut d_problems);
+    let mut archive = SectionReader::new(file, "libra.archive", a_at, a_keys, &mut a_problems);
+    let mut r = SectionReader::new(file, "libra", at, keys, problems);
+    let libra = libra::read_libra(
+        &mut r,
+        &mut haproxy,
+        &mut diagnostics,
+        &mut archive,
+        &application.workspace,
+    );
+    warnings.extend(r.unknown_keys());
+    warnings.extend(haproxy.unknown_keys());
+    warnings.extend(diagnostics.unknown_keys());
+    warnings.extend(archive.unknown_keys());
+    problems.extend(h_problems);
+    problems.extend(d_problems);
+    problems.extend(a_problems);
+    libra
 }
 
 fn split(section: Option<Spanned<RawSection>>) -> (Option<Position>, RawSection) {

@@ -181,3 +181,62 @@ fn relative_workspace_is_relative_to_the_config_file() {
         PathBuf::from("/etc/keepserver/run/keepserver.log")
     );
 }
+
+#[test]
+fn libra_defaults_follow_the_workspace_and_hostname() {
+    let text =
+        "application:\n  workspace: /srv/ks\nkeepstart:\n  vip: 127.0.0.1\n  start: s\n  stop: t\n";
+    let libra = parse(text, &file()).unwrap().config.libra;
+    assert!(!libra.enabled);
+    assert_eq!(
+        libra.servers,
+        [Endpoint {
+            host: "127.0.0.1".into(),
+            port: 4730
+        }]
+    );
+    assert!(libra.queue.starts_with("lbaas-"), "{}", libra.queue);
+    assert_eq!(libra.haproxy.config, PathBuf::from("/srv/ks/haproxy.cfg"));
+    assert_eq!(libra.haproxy.runtime_dir, PathBuf::from("/srv/ks/haproxy"));
+    assert_eq!(libra.haproxy.bind.to_string(), "0.0.0.0");
+    assert!(!libra.haproxy.follow_role);
+    assert!(libra.diagnostics_targets.is_empty());
+    assert_eq!(libra.archive_log, None);
+}
+
+#[test]
+fn libra_section_reads_nested_keys_with_their_lines() {
+    let text = "keepstart:\n  vip: 127.0.0.1\n  start: s\n  stop: t\nlibra:\n  enabled: yes\n  servers: [\"192.0.2.1:4730\", \"[::1]\"]\n  queue: lbaas-test\n  haproxy:\n    config: /etc/haproxy/lb.cfg\n    bind: 198.51.100.1\n    follow-role: true\n  diagnostics:\n    targets: [\"203.0.113.1:80\"]\n  archive:\n    log: /var/log/haproxy.log\n";
+    let libra = parse(text, &file()).unwrap().config.libra;
+    assert!(libra.enabled);
+    assert_eq!(libra.servers[1].to_string(), "[::1]:4730");
+    assert_eq!(libra.queue, "lbaas-test");
+    assert_eq!(libra.haproxy.config, PathBuf::from("/etc/haproxy/lb.cfg"));
+    assert_eq!(libra.haproxy.bind.to_string(), "198.51.100.1");
+    assert!(libra.haproxy.follow_role);
+    assert_eq!(libra.diagnostics_targets[0].to_string(), "203.0.113.1:80");
+    assert_eq!(
+        libra.archive_log,
+        Some(PathBuf::from("/var/log/haproxy.log"))
+    );
+
+    let bad = text
+        .replace("bind: 198.51.100.1", "bind: everywhere")
+        .replace("queue: lbaas-test", "queue: lbaas test");
+    let p: Vec<(String, u64)> = problems(&bad)
+        .into_iter()
+        .map(|p| (p.key, p.position.unwrap().line))
+        .collect();
+    assert_eq!(
+        p,
+        [
+            ("libra.queue".to_string(), 8),
+            ("libra.haproxy.bind".to_string(), 11)
+        ]
+    );
+    let shape = problems(&text.replace(
+        "  archive:\n    log: /var/log/haproxy.log\n",
+        "  archive: 3\n",
+    ));
+    assert_eq!(shape[0].key, "libra.archive");
+}

@@ -1,0 +1,491 @@
+//! The HAProxy instance keepserver owns: its configuration file, its master-worker process and
+//! the runtime files under its runtime directory (pidfile, stats socket, master CLI socket).
+//!
+//! A new configuration is checked with `haproxy -c` before it replaces the old one, put in place
+//! atomically, and put in service by a master-CLI `reload` (the master re-executes, hands the
+//! listening sockets to the new worker and soft-stops the old one: no connection is refused or
+//! reset). Every operation returns only once HAProxy is in the state it asked for: a new worker
+//! that answers and serves the configuration's frontends, or no master left. One operation runs
+//! at a time.
+
+use std::collections::BTreeSet;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use log::{error, info, warn};
+use nix::sys::signal::Signal;
+use tokio::process::Command;
+use tokio::sync::Mutex;
+
+pub use super::error::HaproxyError;
+use super::error::summarize_output;
+use super::files;
+use super::master::{self, ProcTable};
+use super::model::Site;
+use super::process;
+use super::render::{RuntimePaths, render};
+
+/// The HAProxy binary used when the settings name none.
+pub const DEFAULT_BINARY: &str = "haproxy";
+/// How long `haproxy -c` may take (it resolves node hostnames).
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `haproxy -W -D` may take to daemonize (it resolves node hostnames and binds).
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a started or reloaded HAProxy may take to have a new worker serving.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a soft stop (SIGUSR1: stop listening, finish connections) may take.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a hard stop (SIGTERM) may take before SIGKILL.
+pub const TERM_GRACE: Duration = Duration::from_secs(3);
+/// How long the master may take to die after SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+const PIDFILE: &str = "haproxy.pid";
+const STATS_SOCKET: &str = "haproxy.sock";
+const MASTER_SOCKET: &str = "haproxy-master.sock";
+
+/// Where the owned HAProxy's files are; from keepserver's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaproxySettings {
+    /// The HAProxy binary (default [`DEFAULT_BINARY`], looked up in `PATH`).
+    pub binary: PathBuf,
+    /// The haproxy.cfg keepserver owns; `<config>.tmp` and `<config>-failed` sit beside it.
+    pub config: PathBuf,
+    /// Where the pidfile and the stats and master sockets live. Unix socket paths are limited
+    /// to 107 bytes, and the master socket's path must not contain a comma.
+    pub runtime_dir: PathBuf,
+}
+
+impl HaproxySettings {
+    /// Settings with the default binary.
+    pub fn new(config: impl Into<PathBuf>, runtime_dir: impl Into<PathBuf>) -> Self {
+        HaproxySettings {
+            binary: PathBuf::from(DEFAULT_BINARY),
+            config: config.into(),
+            runtime_dir: runtime_dir.into(),
+        }
+    }
+}
+
+/// The HAProxy instance keepserver owns. See the module documentation.
+#[derive(Debug)]
+pub struct Haproxy {
+    settings: HaproxySettings,
+    /// Held by every public operation, so they never interleave.
+    operation: Mutex<()>,
+}
+
+impl Haproxy {
+    /// The instance described by `settings`. Relative paths are made absolute now, since the
+    /// daemonized master runs from `/`.
+    pub fn new(settings: HaproxySettings) -> Self {
+        let binary = if settings.binary.components().count() > 1 {
+            absolute(&settings.binary)
+        } else {
+            settings.binary
+        };
+        Haproxy {
+            settings: HaproxySettings {
+                binary,
+                config: absolute(&settings.config),
+                runtime_dir: absolute(&settings.runtime_dir),
+            },
+            operation: Mutex::new(()),
+        }
+    }
+
+    /// The runtime files the rendered configuration names.
+    pub fn paths(&self) -> RuntimePaths {
+        RuntimePaths {
+            stats_socket: self.settings.runtime_dir.join(STATS_SOCKET),
+            pidfile: self.settings.runtime_dir.join(PIDFILE),
+        }
+    }
+
+    /// Whether there is a configuration to serve (applied and not deleted).
+    pub fn has_config(&self) -> bool {
+        self.settings.config.is_file()
+    }
+
+    /// Whether the owned HAProxy master runs.
+    pub async fn is_running(&self) -> bool {
+        let _operation = self.operation.lock().await;
+        self.master_pid().await.is_some()
+    }
+
+    /// UPDATE: render `site`, write it to `<config>.tmp`, check it with `haproxy -c`, then move it
+    /// over the configuration and reload HAProxy without dropping connections (or start it if
+    /// it does not run). Returns once a worker with the new configuration serves.
+    ///
+    /// A configuration `-c` rejects is saved as `<config>-failed` and the old one keeps serving
+    /// ([`HaproxyError::ConfigRejected`], with HAProxy's messages). One that passes `-c` but cannot
+    /// be put in service (a port it cannot bind, ...) is saved there too and the previous file is
+    /// put back ([`HaproxyError::NotApplied`]).
+    pub async fn apply(&self, site: &Site) -> Result<(), HaproxyError> {
+        let _operation = self.operation.lock().await;
+        let began = Instant::now();
+        let text = render(site, &self.paths());
+        self.ensure_dirs()?;
+        let running = self.running_master().await?;
+        let previous = files::read_optional(&self.settings.config)?;
+        self.install(&text).await?;
+        let activated = match &running {
+            Some(table) => self.reload(table, &text).await,
+            None => self.launch(&text).await,
+        };
+        activated.map_err(|e| self.roll_back(previous.as_deref(), &text, e))?;
+        info!(
+            "haproxy configuration applied action={} ms={}",
+            if running.is_some() { "reload" } else { "start" },
+            began.elapsed().as_millis()
+        );
+        Ok(())
+    }
+
+    /// SUSPEND: stop serving (see [`Haproxy::stop`]) and keep the configuration.
+    pub async fn suspend(&self) -> Result<(), HaproxyError> {
+        self.stop().await
+    }
+
+    /// ENABLE: serve the kept configuration again (see [`Haproxy::start`]); an error if there is
+    /// none.
+    pub async fn enable(&self) -> Result<(), HaproxyError> {
+        self.start().await
+    }
+
+    /// DELETE: stop HAProxy and remove its configuration (and `<config>-failed`). Idempotent.
+    pub async fn delete(&self) -> Result<(), HaproxyError> {
+        let _operation = self.operation.lock().await;
+        self.stop_master().await?;
+        for suffix in ["", ".tmp", "-failed"] {
+            files::remove_optional(&files::with_suffix(&self.settings.config, suffix))?;
+        }
+        info!("haproxy configuration deleted");
+        Ok(())
+    }
+
+    /// Starts HAProxy from the kept configuration, unless it runs already; returns once its
+    /// worker serves. [`HaproxyError::NoConfig`] if there is no configuration.
+    pub async fn start(&self) -> Result<(), HaproxyError> {
+        let _operation = self.operation.lock().await;
+        if self.running_master().await?.is_some() {
+            return Ok(());
+        }
+        let text =
+            files::read_optional(&self.settings.config)?.ok_or_else(|| HaproxyError::NoConfig {
+                config: self.settings.config.clone(),
+            })?;
+        self.ensure_dirs()?;
+        self.launch(&text).await
+    }
+
+    /// Stops HAProxy, gracefully: SIGUSR1 to the master (workers stop listening at once and
+    /// finish their connections), SIGTERM after [`STOP_GRACE`], SIGKILL after [`TERM_GRACE`].
+    /// Returns once the master is gone. Stopping a stopped HAProxy is fine.
+    pub async fn stop(&self) -> Result<(), HaproxyError> {
+        let _operation = self.operation.lock().await;
+        self.stop_master().await
+    }
+
+    /// Creates the runtime directory and the configuration's directory if missing.
+    fn ensure_dirs(&self) -> Result<(), HaproxyError> {
+        files::ensure_dir(&self.settings.runtime_dir)?;
+        match self.settings.config.parent() {
+            Some(dir) => files::ensure_dir(dir),
+            None => Ok(()),
+        }
+    }
+
+    fn master_socket(&self) -> PathBuf {
+        self.settings.runtime_dir.join(MASTER_SOCKET)
+    }
+
+    /// Writes `text` beside the configuration, checks it, and moves it into place.
+    async fn install(&self, text: &str) -> Result<(), HaproxyError> {
+        let config = &self.settings.config;
+        let tmp = files::with_suffix(config, ".tmp");
+        files::write_synced(&tmp, text)?;
+        if let Err(output) = self.check(&tmp).await? {
+            let saved = files::with_suffix(config, "-failed");
+            files::rename_synced(&tmp, &saved)?;
+            let tmp_name = tmp.to_string_lossy();
+            let output = output.replace(tmp_name.as_ref(), &saved.to_string_lossy());
+            return Err(HaproxyError::ConfigRejected { saved, output });
+        }
+        files::rename_synced(&tmp, config)
+    }
+
+    /// `haproxy -c -f <path>`: `Ok(Err(messages))` when HAProxy rejects the file.
+    async fn check(&self, path: &Path) -> Result<Result<(), String>, HaproxyError> {
+        let args = [OsStr::new("-c"), OsStr::new("-f"), path.as_os_str()];
+        let output = self.run(&args, CHECK_TIMEOUT, "haproxy -c").await?;
+        let messages = summarize_output(&combined(&output));
+        if !output.status.success() {
+            return Ok(Err(messages));
+        }
+        if messages.contains("[WARNING]") {
+            warn!("haproxy -c accepted the configuration with warnings: {messages}");
+        }
+        Ok(Ok(()))
+    }
+
+    /// Starts the master-worker daemon on the configuration file, whose text is `text`, and
+    /// waits for its worker to serve.
+    async fn launch(&self, text: &str) -> Result<(), HaproxyError> {
+        let mut master_cli = OsString::from(self.master_socket().as_os_str());
+        master_cli.push(",mode,600");
+        let args = [
+            OsStr::new("-W"),
+            OsStr::new("-D"),
+            OsStr::new("-f"),
+            self.settings.config.as_os_str(),
+            OsStr::new("-S"),
+            master_cli.as_os_str(),
+        ];
+        let output = self.run(&args, START_TIMEOUT, "haproxy -W -D").await?;
+        if !output.status.success() {
+            return Err(HaproxyError::StartFailed {
+                output: summarize_output(&combined(&output)),
+            });
+        }
+        let socket = self.master_socket();
+        let serving = async {
+            let worker = master::wait_first_worker(&socket, READY_TIMEOUT).await?;
+            self.confirm_serving(worker, text).await
+        };
+        if let Err(e) = serving.await {
+            // Do not leave a half-started HAProxy behind a configuration that is rolled back.
+            if let Err(stop) = self.stop_master().await {
+                error!("haproxy could not be stopped after a failed start: {stop}");
+            }
+            return Err(e);
+        }
+        info!("haproxy started master={:?}", self.master_pid().await);
+        Ok(())
+    }
+
+    /// Reloads the running master (`before` is its state) and waits for the new worker.
+    async fn reload(&self, before: &ProcTable, text: &str) -> Result<(), HaproxyError> {
+        let socket = self.master_socket();
+        master::request_reload(&socket).await?;
+        let worker = master::wait_reloaded(&socket, before, READY_TIMEOUT).await?;
+        self.confirm_serving(worker, text).await?;
+        info!(
+            "haproxy reloaded master={} worker={worker} replaced={:?}",
+            before.master, before.workers
+        );
+        Ok(())
+    }
+
+    /// Waits for `worker` to answer and checks it serves the frontends `text` declares.
+    async fn confirm_serving(&self, worker: u32, text: &str) -> Result<(), HaproxyError> {
+        let found = master::wait_serving(&self.master_socket(), worker, READY_TIMEOUT).await?;
+        let expected = declared_frontends(text);
+        if found != expected {
+            return Err(HaproxyError::WrongFrontends {
+                expected: joined(&expected),
+                found: joined(&found),
+            });
+        }
+        Ok(())
+    }
+
+    /// After a failed activation of `text`: save it as `<config>-failed`, put `previous` back
+    /// (or remove the file if there was none), and wrap `error` to say so.
+    fn roll_back(&self, previous: Option<&str>, text: &str, error: HaproxyError) -> HaproxyError {
+        let config = &self.settings.config;
+        let saved = files::with_suffix(config, "-failed");
+        let restored = files::replace(&saved, text).and_then(|()| match previous {
+            Some(old) => files::replace(config, old),
+            None => files::remove_optional(config),
+        });
+        if let Err(e) = restored {
+            error!("haproxy configuration could not be rolled back: {e}");
+        }
+        HaproxyError::NotApplied {
+            source: Box::new(pointing_at(error, config, &saved)),
+            saved,
+        }
+    }
+
+    /// Stops the master (see [`Haproxy::stop`]) and removes the pidfile.
+    async fn stop_master(&self) -> Result<(), HaproxyError> {
+        let (pid, workers) = match master::proc_table(&self.master_socket()).await {
+            Ok(Some(table)) => (table.master, table.all_workers()),
+            _ => match self.pidfile_master() {
+                Some(pid) => (pid, BTreeSet::new()),
+                None => return files::remove_optional(&self.paths().pidfile),
+            },
+        };
+        for (signal, grace) in [(Signal::SIGUSR1, STOP_GRACE), (Signal::SIGTERM, TERM_GRACE)] {
+            process::send(pid, signal)?;
+            if process::wait_gone(pid, grace).await {
+                info!("haproxy stopped master={pid} signal={}", signal.as_str());
+                return files::remove_optional(&self.paths().pidfile);
+            }
+            warn!(
+                "haproxy master={pid} still runs {}s after {}",
+                grace.as_secs(),
+                signal.as_str()
+            );
+        }
+        self.kill(pid, &workers).await
+    }
+
+    /// SIGKILL to the master and to those of `workers` that still run this configuration.
+    async fn kill(&self, pid: u32, workers: &BTreeSet<u32>) -> Result<(), HaproxyError> {
+        process::send(pid, Signal::SIGKILL)?;
+        for worker in workers {
+            if process::runs_with(*worker, &self.settings.config) {
+                process::send(*worker, Signal::SIGKILL)?;
+            }
+        }
+        if !process::wait_gone(pid, KILL_GRACE).await {
+            return Err(HaproxyError::StopFailed { pid });
+        }
+        files::remove_optional(&self.paths().pidfile)
+    }
+
+    /// The running master: from its CLI, or an error if a master of this configuration runs
+    /// (per the pidfile) but its CLI does not answer.
+    async fn running_master(&self) -> Result<Option<ProcTable>, HaproxyError> {
+        let socket = self.master_socket();
+        if let Some(table) = master::proc_table(&socket).await? {
+            return Ok(Some(table));
+        }
+        match self.pidfile_master() {
+            None => Ok(None),
+            Some(pid) => Err(HaproxyError::Socket {
+                socket,
+                command: "show proc".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    format!("the master (pid {pid}) runs but its master CLI does not answer"),
+                ),
+            }),
+        }
+    }
+
+    /// The master's pid from its CLI, else from the pidfile.
+    async fn master_pid(&self) -> Option<u32> {
+        match master::proc_table(&self.master_socket()).await {
+            Ok(Some(table)) => Some(table.master),
+            _ => self.pidfile_master(),
+        }
+    }
+
+    /// The pid in the pidfile, if that process is alive and runs this configuration.
+    fn pidfile_master(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.paths().pidfile).ok()?;
+        let pid = text.trim().parse().ok()?;
+        process::runs_with(pid, &self.settings.config).then_some(pid)
+    }
+
+    /// Runs the binary with `args` to its end (killed after `within`).
+    async fn run(
+        &self,
+        args: &[&OsStr],
+        within: Duration,
+        what: &str,
+    ) -> Result<Output, HaproxyError> {
+        let child = Command::new(&self.settings.binary)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| HaproxyError::Spawn {
+                binary: self.settings.binary.clone(),
+                source,
+            })?;
+        tokio::time::timeout(within, child.wait_with_output())
+            .await
+            .map_err(|_| HaproxyError::Timeout {
+                what: format!("{what} finishing"),
+                after: within,
+            })?
+            .map_err(HaproxyError::io(format!("read the output of {what}")))
+    }
+}
+
+/// `error` with HAProxy's references to file `from` (`[haproxy.cfg:21]`) pointing at `to`, where
+/// the file it complained about now is.
+fn pointing_at(error: HaproxyError, from: &Path, to: &Path) -> HaproxyError {
+    match error {
+        HaproxyError::StartFailed { output } => HaproxyError::StartFailed {
+            output: output.replace(from.to_string_lossy().as_ref(), &to.to_string_lossy()),
+        },
+        other => other,
+    }
+}
+
+/// The names of the frontends a configuration declares.
+fn declared_frontends(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("frontend "))
+        .map(|rest| rest.trim().to_owned())
+        .collect()
+}
+
+fn joined(names: &BTreeSet<String>) -> String {
+    names.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// A command's stderr and stdout, for messages.
+fn combined(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    )
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frontends_are_read_from_the_configuration() {
+        let text = "global\n    master-worker\n\nfrontend http-in\n    mode http\n\
+                    backend http-servers\nfrontend tcp-in\n";
+        assert_eq!(
+            declared_frontends(text),
+            BTreeSet::from(["http-in".to_owned(), "tcp-in".to_owned()])
+        );
+    }
+
+    #[test]
+    fn start_failures_point_at_the_saved_file() {
+        let error = HaproxyError::StartFailed {
+            output: "[ALERT] Binding [/etc/lb.cfg:21] for frontend http-in: cannot bind".into(),
+        };
+        let moved = pointing_at(
+            error,
+            Path::new("/etc/lb.cfg"),
+            Path::new("/etc/lb.cfg-failed"),
+        );
+        assert_eq!(
+            moved.to_string(),
+            "haproxy failed to start: [ALERT] Binding [/etc/lb.cfg-failed:21] for frontend \
+             http-in: cannot bind"
+        );
+    }
+
+    #[test]
+    fn runtime_files_live_in_the_runtime_dir_and_paths_are_absolute() {
+        let haproxy = Haproxy::new(HaproxySettings::new("lb/haproxy.cfg", "run"));
+        let paths = haproxy.paths();
+        assert!(paths.stats_socket.is_absolute());
+        assert!(paths.stats_socket.ends_with("run/haproxy.sock"));
+        assert!(paths.pidfile.ends_with("run/haproxy.pid"));
+        assert!(haproxy.settings.config.is_absolute());
+        assert_eq!(haproxy.settings.binary, PathBuf::from("haproxy"));
+    }
+}

@@ -1,0 +1,22 @@
+//! The HAProxy part of the Libra worker: the validated load-balancer model ([`model`]), the
+//! haproxy.cfg it renders to ([`render`]), the driver that checks, installs, reloads, starts and
+//! stops the HAProxy instance keepserver owns ([`driver`]), and its statistics ([`stats`]).
+//!
+//! HAProxy 2.6 runs in master-worker mode as a daemon; keepserver talks to it through the master
+//! CLI socket and the admin stats socket directly, and signals only the master.
+
+mod cli;
+pub mod driver;
+pub mod error;
+mod files;
+mod master;
+pub mod model;
+mod process;
+pub mod render;
+pub mod stats;
+
+pub use driver::{Haproxy, HaproxySettings};
+pub use error::HaproxyError;
+pub use model::{ModelError, Site};
+pub use render::{RuntimePaths, render};
+pub use stats::{NodeStat, frontend_bytes_out, node_stats};
