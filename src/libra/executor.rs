@@ -1,0 +1,219 @@
+//! Carries out parsed Libra jobs: drives HAProxy, runs diagnostics, uploads archives, reads
+//! stats and metrics, and turns every outcome into the reply. Jobs that change HAProxy are
+//! serialized; a job never panics the worker, and every failure becomes `hpcs_response: FAIL`
+//! with `hpcs_error`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use log::{info, warn};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use super::diagnostics;
+use super::haproxy::driver::{Haproxy, HaproxySettings};
+use super::haproxy::model::{Protocol, Site};
+use super::haproxy::stats;
+use super::message::{self, Action, Job};
+use super::{archive, release};
+use crate::config::{Endpoint, Libra};
+
+/// What METRICS remembers between calls.
+#[derive(Debug)]
+struct MetricsMark {
+    at: DateTime<Utc>,
+    bytes_out: BTreeMap<Protocol, u64>,
+}
+
+/// Runs jobs against this node's HAProxy.
+pub struct Executor {
+    haproxy: Haproxy,
+    bind: std::net::IpAddr,
+    servers: Vec<Endpoint>,
+    targets: Vec<Endpoint>,
+    archive_log: Option<PathBuf>,
+    /// Held while a job changes HAProxy, and by METRICS for its mark.
+    changes: Mutex<MetricsMark>,
+}
+
+impl Executor {
+    /// An executor for the `libra` config.
+    pub fn new(libra: &Libra) -> Self {
+        Executor {
+            haproxy: Haproxy::new(HaproxySettings {
+                binary: libra.haproxy.binary.clone(),
+                config: libra.haproxy.config.clone(),
+                runtime_dir: libra.haproxy.runtime_dir.clone(),
+            }),
+            bind: libra.haproxy.bind,
+            servers: libra.servers.clone(),
+            targets: libra.diagnostics_targets.clone(),
+            archive_log: libra.archive_log.clone(),
+            changes: Mutex::new(MetricsMark {
+                at: Utc::now(),
+                bytes_out: BTreeMap::new(),
+            }),
+        }
+    }
+
+    /// The HAProxy this executor drives.
+    pub fn haproxy(&self) -> &Haproxy {
+        &self.haproxy
+    }
+
+    /// Runs one job payload to its reply.
+    pub async fn run(&self, payload: &[u8]) -> Vec<u8> {
+        let began = Instant::now();
+        let job = match message::parse(payload) {
+            Ok(job) => job,
+            Err(reply) => {
+                warn!(
+                    "libra job refused bytes={} reply={}",
+                    payload.len(),
+                    String::from_utf8_lossy(&reply)
+                );
+                return reply;
+            }
+        };
+        let name = action_name(&job.action);
+        let Job { request, action } = job;
+        let result = self.execute(action).await;
+        let ms = began.elapsed().as_millis();
+        match result {
+            Ok(fields) => {
+                info!("libra job action={name} result=PASS ms={ms}");
+                message::pass(request, fields)
+            }
+            Err(error) => {
+                warn!("libra job action={name} result=FAIL ms={ms} error=\"{error}\"");
+                message::fail(request, &error)
+            }
+        }
+    }
+
+    async fn execute(&self, action: Action) -> Result<Vec<(&'static str, Value)>, String> {
+        match action {
+            Action::Update(lbs) => {
+                let site = Site::new(self.bind, lbs).map_err(|e| e.to_string())?;
+                let _changing = self.changes.lock().await;
+                self.haproxy.apply(&site).await.map_err(|e| e.to_string())?;
+                Ok(Vec::new())
+            }
+            Action::Suspend => self.change(self.haproxy.suspend()).await,
+            Action::Enable => self.change(self.haproxy.enable()).await,
+            Action::Delete => self.change(self.haproxy.delete()).await,
+            Action::Discover => Ok(vec![
+                ("version", release::version().into()),
+                ("release", release::RELEASE.into()),
+            ]),
+            Action::Diagnostics => {
+                let d = diagnostics::diagnose(&self.targets, &self.servers).await;
+                let mut fields = d.fields();
+                fields.push(("release", release::RELEASE.into()));
+                if d.healthy() {
+                    Ok(fields)
+                } else {
+                    Err(d.problem())
+                }
+            }
+            Action::Archive(archive) => {
+                let log = self.archive_log.clone();
+                let stamp = Utc::now().format("%Y%m%d-%H%M%S").to_string();
+                let written = tokio::task::spawn_blocking(move || {
+                    archive::upload(&archive, log.as_deref(), &stamp)
+                })
+                .await
+                .map_err(|e| format!("archive task failed: {e}"))?
+                .map_err(|e| e.to_string())?;
+                Ok(vec![("objects", json!(written))])
+            }
+            Action::Stats => self.stats().await,
+            Action::Metrics => self.metrics().await,
+        }
+    }
+
+    async fn change(
+        &self,
+        op: impl Future<Output = Result<(), super::haproxy::driver::HaproxyError>>,
+    ) -> Result<Vec<(&'static str, Value)>, String> {
+        let _changing = self.changes.lock().await;
+        op.await.map_err(|e| e.to_string())?;
+        Ok(Vec::new())
+    }
+
+    async fn stats(&self) -> Result<Vec<(&'static str, Value)>, String> {
+        if !self.haproxy.has_config() {
+            return Err("no load balancer: it was deleted or never created".to_string());
+        }
+        let socket = self.haproxy.paths().stats_socket;
+        let nodes = stats::node_stats(&socket)
+            .await
+            .map_err(|e| e.to_string())?;
+        let nodes = serde_json::to_value(&nodes).map_err(|e| e.to_string())?;
+        Ok(vec![("nodes", nodes)])
+    }
+
+    async fn metrics(&self) -> Result<Vec<(&'static str, Value)>, String> {
+        if !self.haproxy.has_config() {
+            return Err("no load balancer: it was deleted or never created".to_string());
+        }
+        let socket = self.haproxy.paths().stats_socket;
+        let now_bytes = stats::frontend_bytes_out(&socket)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut mark = self.changes.lock().await;
+        let now = Utc::now();
+        let lbs: Vec<Value> = now_bytes
+            .iter()
+            .map(|(protocol, bytes)| {
+                let before = mark.bytes_out.get(protocol).copied().unwrap_or(0);
+                // A restarted HAProxy starts its counters again from zero.
+                let delta = if *bytes >= before {
+                    bytes - before
+                } else {
+                    *bytes
+                };
+                json!({"protocol": protocol_name(*protocol), "bytes_out": delta.to_string()})
+            })
+            .collect();
+        let fields = vec![
+            (
+                "utc_start",
+                mark.at.format("%Y-%m-%d %H:%M:%S%.6f").to_string().into(),
+            ),
+            (
+                "utc_end",
+                now.format("%Y-%m-%d %H:%M:%S%.6f").to_string().into(),
+            ),
+            ("loadBalancers", Value::Array(lbs)),
+        ];
+        *mark = MetricsMark {
+            at: now,
+            bytes_out: now_bytes,
+        };
+        Ok(fields)
+    }
+}
+
+fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Http => "HTTP",
+        Protocol::Tcp => "TCP",
+    }
+}
+
+fn action_name(a: &Action) -> &'static str {
+    match a {
+        Action::Update(_) => "UPDATE",
+        Action::Suspend => "SUSPEND",
+        Action::Enable => "ENABLE",
+        Action::Delete => "DELETE",
+        Action::Diagnostics => "DIAGNOSTICS",
+        Action::Discover => "DISCOVER",
+        Action::Archive(_) => "ARCHIVE",
+        Action::Stats => "STATS",
+        Action::Metrics => "METRICS",
+    }
+}

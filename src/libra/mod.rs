@@ -1,0 +1,11 @@
+//! The embedded Libra worker: while MASTER, a Gearman worker on `lbaas-HOSTNAME` takes Libra's
+//! JSON jobs and drives this node's HAProxy (validated config, hitless reload, stats); on SLAVE it
+//! stops taking jobs.
+
+pub mod archive;
+pub mod diagnostics;
+pub mod executor;
+pub mod haproxy;
+pub mod message;
+pub mod release;
+pub mod worker;
