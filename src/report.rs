@@ -111,6 +111,27 @@ pub fn plan_text(config: &Config) -> String {
         "alive report every {} cycles; stop on exit: {}",
         ks.report_cycle, ks.stop_on_exit
     );
+    let libra = &config.libra;
+    if libra.enabled {
+        let servers: Vec<String> = libra.servers.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            out,
+            "Libra worker: while MASTER, function {} on {} ({} connections each); HAProxy {} in {} bound to {}{}",
+            libra.queue,
+            servers.join(", "),
+            libra.concurrency,
+            libra.haproxy.config.display(),
+            libra.haproxy.runtime_dir.display(),
+            libra.haproxy.bind,
+            if libra.haproxy.follow_role {
+                ", following the role"
+            } else {
+                ""
+            }
+        );
+    } else {
+        let _ = writeln!(out, "Libra worker: disabled");
+    }
     let _ = writeln!(
         out,
         "{} in {}; pidfile {}; control socket {}",
