@@ -20,6 +20,25 @@ use super::message::{self, Action, Job};
 use super::{archive, release};
 use crate::config::{Endpoint, Libra};
 
+/// Reply fields of a job.
+type Fields = Vec<(&'static str, Value)>;
+
+/// Why a job failed, and what it found on the way (DIAGNOSTICS reports its tests either way).
+#[derive(Debug)]
+struct Failure {
+    error: String,
+    fields: Fields,
+}
+
+impl From<String> for Failure {
+    fn from(error: String) -> Self {
+        Failure {
+            error,
+            fields: Vec::new(),
+        }
+    }
+}
+
 /// What METRICS remembers between calls.
 #[derive(Debug)]
 struct MetricsMark {
@@ -86,14 +105,14 @@ impl Executor {
                 info!("libra job action={name} result=PASS ms={ms}");
                 message::pass(request, fields)
             }
-            Err(error) => {
+            Err(Failure { error, fields }) => {
                 warn!("libra job action={name} result=FAIL ms={ms} error=\"{error}\"");
-                message::fail(request, &error)
+                message::fail_with(request, &error, fields)
             }
         }
     }
 
-    async fn execute(&self, action: Action) -> Result<Vec<(&'static str, Value)>, String> {
+    async fn execute(&self, action: Action) -> Result<Fields, Failure> {
         match action {
             Action::Update(lbs) => {
                 let site = Site::new(self.bind, lbs).map_err(|e| e.to_string())?;
@@ -101,9 +120,9 @@ impl Executor {
                 self.haproxy.apply(&site).await.map_err(|e| e.to_string())?;
                 Ok(Vec::new())
             }
-            Action::Suspend => self.change(self.haproxy.suspend()).await,
-            Action::Enable => self.change(self.haproxy.enable()).await,
-            Action::Delete => self.change(self.haproxy.delete()).await,
+            Action::Suspend => Ok(self.change(self.haproxy.suspend()).await?),
+            Action::Enable => Ok(self.change(self.haproxy.enable()).await?),
+            Action::Delete => Ok(self.change(self.haproxy.delete()).await?),
             Action::Discover => Ok(vec![
                 ("version", release::version().into()),
                 ("release", release::RELEASE.into()),
@@ -115,7 +134,10 @@ impl Executor {
                 if d.healthy() {
                     Ok(fields)
                 } else {
-                    Err(d.problem())
+                    Err(Failure {
+                        error: d.problem(),
+                        fields,
+                    })
                 }
             }
             Action::Archive(archive) => {
@@ -129,21 +151,21 @@ impl Executor {
                 .map_err(|e| e.to_string())?;
                 Ok(vec![("objects", json!(written))])
             }
-            Action::Stats => self.stats().await,
-            Action::Metrics => self.metrics().await,
+            Action::Stats => Ok(self.stats().await?),
+            Action::Metrics => Ok(self.metrics().await?),
         }
     }
 
     async fn change(
         &self,
         op: impl Future<Output = Result<(), super::haproxy::driver::HaproxyError>>,
-    ) -> Result<Vec<(&'static str, Value)>, String> {
+    ) -> Result<Fields, String> {
         let _changing = self.changes.lock().await;
         op.await.map_err(|e| e.to_string())?;
         Ok(Vec::new())
     }
 
-    async fn stats(&self) -> Result<Vec<(&'static str, Value)>, String> {
+    async fn stats(&self) -> Result<Fields, String> {
         if !self.haproxy.has_config() {
             return Err("no load balancer: it was deleted or never created".to_string());
         }
@@ -155,7 +177,7 @@ impl Executor {
         Ok(vec![("nodes", nodes)])
     }
 
-    async fn metrics(&self) -> Result<Vec<(&'static str, Value)>, String> {
+    async fn metrics(&self) -> Result<Fields, String> {
         if !self.haproxy.has_config() {
             return Err("no load balancer: it was deleted or never created".to_string());
         }

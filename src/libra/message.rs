@@ -128,7 +128,20 @@ pub fn pass(mut request: Map<String, Value>, fields: Vec<(&str, Value)>) -> Vec<
 }
 
 /// The reply to a failed job: the request plus `hpcs_response: FAIL` and `hpcs_error`.
-pub fn fail(mut request: Map<String, Value>, error: &str) -> Vec<u8> {
+pub fn fail(request: Map<String, Value>, error: &str) -> Vec<u8> {
+    fail_with(request, error, Vec::new())
+}
+
+/// The reply to a failed job that still reports what it found (DIAGNOSTICS): the request plus
+/// `fields`, `hpcs_response: FAIL` and `hpcs_error`.
+pub fn fail_with(
+    mut request: Map<String, Value>,
+    error: &str,
+    fields: Vec<(&str, Value)>,
+) -> Vec<u8> {
+    for (k, v) in fields {
+        request.insert(k.to_string(), v);
+    }
     request.insert("hpcs_response".into(), "FAIL".into());
     request.insert("hpcs_error".into(), error.into());
     encode(request)
