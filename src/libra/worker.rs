@@ -2,20 +2,17 @@
 //! from the `libra.queue` function on every `libra.servers` job server; on SLAVE it finishes the
 //! job in hand and disconnects, so the servers stop handing it work.
 //!
-//! The Gearman protocol is the `gearman` crate's (connections per server, reconnection with
-//! capped exponential backoff, GRAB_JOB_UNIQ, PRE_SLEEP/NOOP, WORK_COMPLETE/WORK_FAIL/
-//! WORK_EXCEPTION). Its runtime CANT_DO waits for the next wake-up of a sleeping connection, so
-//! role changes stop the worker instead: a sleeping connection ends at once, a busy one after
-//! its job.
+//! The Gearman protocol loop is [`super::gearman_worker`]: role changes stop it (a sleeping
+//! connection ends at once, a busy one after its job) and start a new one.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gearman::worker::{WorkError, Worker, WorkerJob};
 use log::{error, info, warn};
 use tokio::sync::watch;
 
 use super::executor::Executor;
+use super::gearman_worker::{JobResult, Worker};
 use crate::config::Libra;
 use crate::supervisor::Role;
 
@@ -86,14 +83,9 @@ fn start(libra: &Libra, executor: Arc<Executor>) -> Worker {
         servers.join(","),
         libra.concurrency
     );
-    Worker::builder()
-        .servers(servers)
-        .concurrency(libra.concurrency)
-        .register(libra.queue.clone(), move |job: WorkerJob| {
-            let executor = executor.clone();
-            async move { run_job(executor, job).await }
-        })
-        .run()
+    Worker::start(&servers, libra.concurrency, &libra.queue, move |payload| {
+        run_job(executor.clone(), payload)
+    })
 }
 
 async fn stop(worker: Worker, libra: &Libra) {
@@ -106,17 +98,16 @@ async fn stop(worker: Worker, libra: &Libra) {
 }
 
 /// Runs one job on its own task, so that even a panic becomes a reply, not a dead connection.
-async fn run_job(executor: Arc<Executor>, job: WorkerJob) -> Result<Bytes, WorkError> {
-    let payload = job.payload;
+async fn run_job(executor: Arc<Executor>, payload: Bytes) -> JobResult {
     match tokio::spawn(async move { executor.run(&payload).await }).await {
-        Ok(reply) => Ok(Bytes::from(reply)),
+        Ok(reply) => Ok(reply),
         Err(e) => {
-            warn!("libra job crashed handle={} error=\"{e}\"", job.handle);
+            warn!("libra job crashed error=\"{e}\"");
             let reply = serde_json::json!({
                 "hpcs_response": "FAIL",
                 "hpcs_error": format!("internal error: {e}"),
             });
-            Err(WorkError::Exception(Bytes::from(reply.to_string())))
+            Err(reply.to_string().into_bytes())
         }
     }
 }
