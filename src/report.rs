@@ -62,6 +62,18 @@ pub fn status_text(status: &Value) -> String {
             );
         }
     }
+    if let Some(k) = status["keepalived"].as_object() {
+        let _ = writeln!(
+            out,
+            "keepalived:   {} (from {}, instance {}, {}s ago; {} events, {} contradicted by the VIP)",
+            text(&k["state"]),
+            text(&k["source"]),
+            text(&k["instance"]),
+            text(&k["ago_s"]),
+            text(&k["events"]),
+            text(&k["disagreements"])
+        );
+    }
     if status["consecutive_failures"].as_u64().unwrap_or(0) > 0 {
         let _ = writeln!(
             out,
@@ -111,6 +123,13 @@ pub fn plan_text(config: &Config) -> String {
         "alive report every {} cycles; stop on exit: {}",
         ks.report_cycle, ks.stop_on_exit
     );
+    if let Some(fifo) = &config.keepalived_fifo {
+        let _ = writeln!(
+            out,
+            "keepalived notify FIFO: {} (created if missing, read as an event source)",
+            fifo.display()
+        );
+    }
     let libra = &config.libra;
     if libra.enabled {
         let servers: Vec<String> = libra.servers.iter().map(ToString::to_string).collect();
