@@ -323,7 +323,7 @@ impl Shell {
 
 impl Shell {
     /// Switches the FIFO reader to a changed `keepstart.keepalived-fifo`; a path that cannot be
-    /// made ready is logged and leaves keepserver without a FIFO until the next reload.
+    /// made ready is logged and leaves keepserver without a FIFO (the next reload tries again).
     fn reload_fifo(&mut self, path: Option<PathBuf>) {
         if path == self.config.keepalived_fifo {
             return;
@@ -331,15 +331,15 @@ impl Shell {
         if let Some(old) = self.fifo.take() {
             old.abort();
         }
-        self.fifo = match path.as_deref().map(Fifo::create) {
-            Some(Ok(fifo)) => Some(spawn_fifo(fifo, self.tx.clone())),
-            Some(Err(e)) => {
-                error!("reload: {e}; no keepalived FIFO is read");
-                None
+        self.config.keepalived_fifo = None;
+        match path.as_deref().map(Fifo::create) {
+            Some(Ok(fifo)) => {
+                self.fifo = Some(spawn_fifo(fifo, self.tx.clone()));
+                self.config.keepalived_fifo = path;
             }
-            None => None,
-        };
-        self.config.keepalived_fifo = path;
+            Some(Err(e)) => error!("reload: {e}; no keepalived FIFO is read"),
+            None => {}
+        }
     }
 }
 

@@ -8,10 +8,13 @@ mod common;
 mod keepalived;
 
 use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::time::{Duration, Instant};
 
 use common::*;
 use keepalived::*;
+use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
 use serde_json::Value;
 
 /// Waits until `node` shows `role`/`running` with no hook in flight.
@@ -20,6 +23,31 @@ fn settled(lab: &Lab, node: &Node, role: &str, running: bool) {
         &format!("node {} settles as {role} running={running}", node.name),
         DEADLINE,
         || node.ws.settled(role, running),
+    );
+}
+
+/// Writes `line` into the FIFO `name` of `ws`, waiting (bounded) for its reader to be there.
+fn write_fifo(ws: &Workspace, name: &str, line: &str) {
+    let path = ws.path(name);
+    let mut written = None;
+    let ok = wait_for(
+        || {
+            written = Some(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(OFlag::O_NONBLOCK.bits())
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes())),
+            );
+            matches!(written, Some(Ok(())))
+        },
+        DEADLINE,
+    );
+    assert!(
+        ok,
+        "write to {}: {written:?}\n{}",
+        path.display(),
+        ws.report()
     );
 }
 
@@ -38,7 +66,6 @@ fn two_node_failover_and_failback_follow_keepalived() {
     lab.a.start_keepserver();
     lab.b.start_keepserver();
     for node in [&lab.a, &lab.b] {
-        use std::os::unix::fs::FileTypeExt;
         let meta = std::fs::symlink_metadata(node.ws.path(FIFO));
         assert!(
             meta.is_ok_and(|m| m.file_type().is_fifo()),
@@ -62,11 +89,7 @@ fn two_node_failover_and_failback_follow_keepalived() {
     assert!(!lab.b.has_vip(), "{}", lab.report());
 
     // A bad line in a's FIFO is logged and skipped; the reader carries on.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(lab.a.ws.path(FIFO))
-        .and_then(|mut f| f.write_all(b"this is not keepalived\n"))
-        .expect("write to a's FIFO");
+    write_fifo(&lab.a.ws, FIFO, "this is not keepalived");
     lab.wait_until("a logs the bad FIFO line", DEADLINE, || {
         lab.a
             .ws
@@ -189,4 +212,48 @@ fn notify_command_returns_at_once_and_the_vip_stays_the_truth() {
         ws.report()
     );
     assert_eq!(ws.overlap(), None, "{}", ws.report());
+}
+
+fn is_fifo(ws: &Workspace, name: &str) -> bool {
+    std::fs::symlink_metadata(ws.path(name)).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+#[test]
+fn fifo_follows_reload_and_is_removed_on_exit() {
+    let Some(ns) = Netns::new("ka_fifo") else {
+        return;
+    };
+    let spec = ConfigSpec::new(VIP);
+    let ws = Workspace::new(&spec);
+    let with_fifo = |name: &str| format!("{}  keepalived-fifo: '{name}'\n", spec.render(ws.dir()));
+    ws.write("config.yaml", &with_fifo("one.fifo"));
+    let mut d = Daemon::start(&ns, &ws);
+    assert!(is_fifo(&ws, "one.fifo"), "{}", ws.report());
+    write_fifo(&ws, "one.fifo", "INSTANCE \"VI_1\" BACKUP 100");
+    ws.wait_until("the event from one.fifo is logged", DEADLINE, || {
+        ws.read("daemon.out")
+            .contains("keepalived notify source=fifo kind=INSTANCE instance=\"VI_1\" state=BACKUP")
+    });
+
+    ws.write("config.yaml", &with_fifo("two.fifo"));
+    let out = ws.cli(&["reload"]);
+    assert!(out.ok(), "{out}");
+    ws.wait_until("one.fifo removed, two.fifo created", DEADLINE, || {
+        !ws.path("one.fifo").exists() && is_fifo(&ws, "two.fifo")
+    });
+    write_fifo(&ws, "two.fifo", "GROUP \"G1\" FAULT 0");
+    ws.wait_until("the event from two.fifo is logged", DEADLINE, || {
+        ws.status_json().is_ok_and(|s| {
+            s["keepalived"]["state"] == "FAULT" && s["keepalived"]["instance"] == "G1"
+        })
+    });
+
+    d.signal(Signal::SIGTERM);
+    let status = d.wait_exit(DEADLINE);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM ends keepserver cleanly ({status:?}):\n{}",
+        ws.report()
+    );
+    assert!(!ws.path("two.fifo").exists(), "{}", ws.report());
 }

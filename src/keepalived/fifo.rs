@@ -22,8 +22,10 @@ use super::{FifoLine, KeepalivedEvent, parse_fifo_line};
 pub const MAX_LINE: usize = 4096;
 /// How often the path is checked to still be the FIFO that is open.
 const RECHECK: Duration = Duration::from_secs(1);
-/// Pause before reopening after a read error.
+/// Pause before reopening after a failure; doubled per failure in a row, up to [`REOPEN_MAX`].
 const REOPEN_DELAY: Duration = Duration::from_millis(500);
+/// Longest pause between attempts to open a FIFO that keeps failing.
+const REOPEN_MAX: Duration = Duration::from_secs(30);
 
 /// Why the FIFO could not be made ready.
 #[derive(Debug, thiserror::Error)]
@@ -122,15 +124,18 @@ impl Fifo {
     /// whenever it fails or is replaced. Never returns an error: problems are logged.
     pub async fn run(mut self, mut deliver: impl FnMut(KeepalivedEvent) -> bool) {
         let mut buf = vec![0u8; MAX_LINE];
+        let mut delay = REOPEN_DELAY;
         loop {
             let (mut receiver, id) = match self.open() {
                 Ok(opened) => opened,
                 Err(e) => {
-                    error!("{e}; retrying");
-                    tokio::time::sleep(REOPEN_DELAY).await;
+                    error!("{e}; retrying in {:.1}s", delay.as_secs_f64());
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(REOPEN_MAX);
                     continue;
                 }
             };
+            delay = REOPEN_DELAY;
             debug!("keepalived-fifo open path={}", self.path.display());
             let mut lines = Lines::default();
             let mut recheck = tokio::time::interval(RECHECK);

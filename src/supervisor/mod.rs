@@ -18,9 +18,11 @@
 //! VIP says otherwise: a MASTER node becomes SLAVE at once (status and role followers see it), but
 //! start and stop hooks are held until the re-read arrives (at most one cycle), so the notify
 //! alone never runs a hook the VIP would contradict. If the VIP is gone the stop hook then runs;
-//! if it is still there the node is MASTER again without having run anything. In practice
-//! keepalived removes the VIP before it notifies, so the netlink event has usually made the node
-//! SLAVE already and the notify only confirms it.
+//! if it is still there the node is MASTER again without having run anything. Holding, rather
+//! than stopping at once, is what keeps the VIP the truth: a FAULT that keepalived reports while
+//! the VIP is still on the NIC must not cost a stop and a start. (With keepalived 2.2.7 a STOP on
+//! the FIFO can beat the netlink event for the VIP's removal, but the re-read already finds the VIP
+//! gone, so the stop hook is only delayed by the re-read.)
 
 pub mod status;
 pub mod types;
