@@ -1,6 +1,7 @@
 //! End-to-end keepalived integration: two nodes in network namespaces joined through a bridge,
 //! the real keepalived (VRRP v3, unicast) and the real keepserver on each. keepalived moves the
-//! VIP, keepserver follows it (failover and preemptive failback), keepalived's notify script and
+//! VIP, keepserver follows it (failover and preemptive failback) with its hooks and its Libra
+//! worker (registered on a real gearmand only on the MASTER), keepalived's notify script and
 //! notify FIFO both reach keepserver and are logged in order, and no hook ever overlaps. Also
 //! `keepserver notify` on its own: exit codes, returning at once, and the VIP staying the truth.
 
@@ -51,6 +52,15 @@ fn write_fifo(ws: &Workspace, name: &str, line: &str) {
     );
 }
 
+/// Waits until exactly the nodes at `addrs` have a Libra worker on the queue.
+fn workers_are(lab: &Lab, addrs: &[&str]) {
+    lab.wait_until(
+        &format!("the Libra workers on {QUEUE} are those of {addrs:?}"),
+        DEADLINE,
+        || lab.workers().is_some_and(|w| w == addrs),
+    );
+}
+
 fn keepalived_status(node: &Node) -> Value {
     node.ws
         .status_json()
@@ -63,6 +73,7 @@ fn two_node_failover_and_failback_follow_keepalived() {
     let Some(mut lab) = Lab::new("ka_failover") else {
         return;
     };
+    lab.start_gearmand();
     lab.a.start_keepserver();
     lab.b.start_keepserver();
     for node in [&lab.a, &lab.b] {
@@ -87,6 +98,7 @@ fn two_node_failover_and_failback_follow_keepalived() {
     assert_eq!(lab.a.ws.start_stop(), ["start"], "{}", lab.report());
     assert!(lab.b.ws.hook_lines().is_empty(), "{}", lab.report());
     assert!(!lab.b.has_vip(), "{}", lab.report());
+    workers_are(&lab, &[lab.a.addr]);
 
     // A bad line in a's FIFO is logged and skipped; the reader carries on.
     write_fifo(&lab.a.ws, FIFO, "this is not keepalived");
@@ -105,6 +117,7 @@ fn two_node_failover_and_failback_follow_keepalived() {
     assert!(!lab.a.has_vip(), "{}", lab.report());
     assert_eq!(lab.a.ws.start_stop(), ["start", "stop"], "{}", lab.report());
     assert_eq!(lab.b.ws.start_stop(), ["start"], "{}", lab.report());
+    workers_are(&lab, &[lab.b.addr]);
     let b_start = &lab.b.ws.runs_of("start")[0];
     assert_eq!(
         (b_start.get("role"), b_start.get("vip"), b_start.get("nic")),
@@ -126,6 +139,7 @@ fn two_node_failover_and_failback_follow_keepalived() {
         lab.report()
     );
     assert_eq!(lab.b.ws.start_stop(), ["start", "stop"], "{}", lab.report());
+    workers_are(&lab, &[lab.a.addr]);
 
     // Both channels delivered every state change, each in order.
     let a_states = ["BACKUP", "MASTER", "STOP", "BACKUP", "MASTER"];

@@ -1,9 +1,10 @@
 //! The two-node keepalived lab for end-to-end tests: a bridge namespace with a Linux bridge, and
 //! two node namespaces each joined to it by a veth pair, each running the real keepalived (VRRP
 //! v3, unicast peers, `advert_int 0.1`, `notify_fifo` and `notify` wired to keepserver) and the
-//! real keepserver. VRRP never leaves the test's namespaces. Everything is removed on Drop (the
-//! namespaces' processes killed, the namespaces deleted, the workspaces removed), also when the
-//! test panics.
+//! real keepserver, whose embedded Libra worker takes jobs from a real gearmand on the bridge while
+//! its node is MASTER. VRRP and Gearman never leave the test's namespaces. Everything is removed
+//! on Drop (the namespaces' processes killed, the namespaces deleted, the workspaces removed), also
+//! when the test panics.
 
 use std::fmt::Write as _;
 use std::process::{Child, Command};
@@ -21,11 +22,27 @@ pub const INSTANCE: &str = "VI_1";
 pub const FIFO: &str = "keepalived.fifo";
 /// keepalived's own notify_master script appends a line here (for comparison).
 pub const NOTIFY_MASTER_LOG: &str = "notify-master.log";
+/// gearmand's address, on the bridge.
+pub const GEARMAND: &str = "192.0.2.254";
+/// gearmand's port.
+const GEARMAND_PORT: &str = "4730";
+/// The Gearman function (`libra.queue`) both nodes' Libra workers register while MASTER.
+pub const QUEUE: &str = "lbaas-ka-e2e";
 
-/// Whether keepalived is installed; prints a SKIP line when it is not (and fails where e2e
-/// tests are required).
-pub fn keepalived_available(test: &str) -> bool {
-    if Command::new("keepalived").arg("--version").output().is_ok() {
+/// Whether keepalived, gearmand and gearadmin (Debian keepalived, gearman-job-server,
+/// gearman-tools; scripts/test installs them) are here; prints a SKIP line when one is not, and
+/// fails where e2e tests are required.
+pub fn tools_available(test: &str) -> bool {
+    let missing: Vec<&str> = [
+        ("keepalived", "--version"),
+        ("/usr/sbin/gearmand", "--version"),
+        ("gearadmin", "--help"),
+    ]
+    .into_iter()
+    .filter(|(tool, arg)| Command::new(tool).arg(arg).output().is_err())
+    .map(|(tool, _)| tool)
+    .collect();
+    if missing.is_empty() {
         return true;
     }
     let required = ["CI", "KEEPSERVER_E2E_REQUIRED"]
@@ -33,9 +50,10 @@ pub fn keepalived_available(test: &str) -> bool {
         .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
     assert!(
         !required,
-        "{test}: keepalived is required here but not installed (apt-get install keepalived)"
+        "{test}: {} required here but not installed (run scripts/test as root)",
+        missing.join(", ")
     );
-    let line = format!("SKIP {test}: keepalived is not installed\n");
+    let line = format!("SKIP {test}: {} not installed\n", missing.join(", "));
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     false
 }
@@ -62,7 +80,10 @@ impl Node {
         let ns = Netns::bare(&format!("{test}{name}"))?;
         let spec = ConfigSpec::new(VIP);
         let ws = Workspace::new(&spec);
-        let config = format!("{}  keepalived-fifo: '{FIFO}'\n", spec.render(ws.dir()));
+        let config = format!(
+            "{}  keepalived-fifo: '{FIFO}'\nlibra:\n  enabled: true\n  servers: ['{GEARMAND}:{GEARMAND_PORT}']\n  queue: '{QUEUE}'\n",
+            spec.render(ws.dir())
+        );
         ws.write("config.yaml", &config);
         ws.write_script(
             "notify-master.sh",
@@ -200,6 +221,15 @@ vrrp_instance {INSTANCE} {{
     }
 }
 
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.gearmand.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         if let Some(mut child) = self.keepalived.take() {
@@ -209,26 +239,29 @@ impl Drop for Node {
     }
 }
 
-/// The bridge and two nodes: `a` (192.0.2.1, priority 150) and `b` (192.0.2.2, priority 100).
+/// The bridge (with gearmand on 192.0.2.254) and two nodes: `a` (192.0.2.1, priority 150) and
+/// `b` (192.0.2.2, priority 100).
 pub struct Lab {
     /// The higher-priority node.
     pub a: Node,
     /// The lower-priority node.
     pub b: Node,
+    gearmand: Option<Child>,
     /// Declared last: dropped after the nodes, whose veth ends it holds.
-    _bridge: Netns,
+    bridge: Netns,
 }
 
 impl Lab {
     /// Builds the topology and writes both keepalived configs; starts nothing. `None` (after a
     /// SKIP line) where the tests cannot run.
     pub fn new(test: &str) -> Option<Lab> {
-        if !keepalived_available(test) {
+        if !tools_available(test) {
             return None;
         }
         let bridge = Netns::bare(&format!("{test}br"))?;
         bridge.ip(&["link", "add", "br0", "type", "bridge"]);
         bridge.ip(&["link", "set", "br0", "up"]);
+        bridge.ip(&["addr", "add", &format!("{GEARMAND}/24"), "dev", "br0"]);
         let a = Node::new(test, "a", "192.0.2.1", 150)?;
         let b = Node::new(test, "b", "192.0.2.2", 100)?;
         for node in [&a, &b] {
@@ -256,8 +289,63 @@ impl Lab {
         Some(Lab {
             a,
             b,
-            _bridge: bridge,
+            gearmand: None,
+            bridge,
         })
+    }
+
+    /// Starts gearmand on the bridge (files in node a's workspace) and waits until it answers.
+    pub fn start_gearmand(&mut self) {
+        let file = |name: &str| self.a.ws.path(name).display().to_string();
+        let args = [
+            "/usr/sbin/gearmand".to_string(),
+            "--listen".into(),
+            GEARMAND.into(),
+            "--port".into(),
+            GEARMAND_PORT.into(),
+            "--log-file".into(),
+            file("gearmand.log"),
+            "--pid-file".into(),
+            file("gearmand.pid"),
+            "--threads".into(),
+            "1".into(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.gearmand = Some(self.bridge.spawn(&args, &self.a.ws.path("gearmand.out")));
+        self.wait_until("gearmand answers", DEADLINE, || self.workers().is_some());
+    }
+
+    /// The addresses that have Gearman workers registered for [`QUEUE`] (`gearadmin --workers`
+    /// on the bridge), sorted, each once (a node opens several connections); `None` while gearmand
+    /// does not answer.
+    pub fn workers(&self) -> Option<Vec<String>> {
+        let out = self.bridge.exec(&[
+            "gearadmin",
+            "-h",
+            GEARMAND,
+            "-p",
+            GEARMAND_PORT,
+            "--workers",
+        ]);
+        if !out.ok() {
+            return None;
+        }
+        // Lines: `FD ADDRESS CLIENT_ID : FUNCTION...`, then `.`.
+        let mut addrs: Vec<String> = out
+            .stdout
+            .lines()
+            .filter_map(|l| {
+                let (who, functions) = l.split_once(" : ")?;
+                let addr = who.split_whitespace().nth(1)?;
+                functions
+                    .split_whitespace()
+                    .any(|f| f == QUEUE)
+                    .then(|| addr.to_string())
+            })
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        Some(addrs)
     }
 
     /// Polls `cond` until `deadline`; panics with `what` and both nodes' files otherwise.
@@ -281,6 +369,11 @@ impl Lab {
             let addrs = node.ns.try_ip(&["-o", "-4", "addr", "show", "dev", NIC]);
             let _ = writeln!(r, "=== addresses ===\n{}", addrs.stdout);
         }
+        let _ = writeln!(
+            r,
+            "=== Gearman workers on {QUEUE} ===\n{:?}",
+            self.workers()
+        );
         r
     }
 }
