@@ -103,7 +103,9 @@ impl Node {
         })
     }
 
-    /// keepalived.conf for this node, with `peer` as its unicast peer.
+    /// keepalived.conf for this node, with `peer` as its unicast peer. Unlike the example in
+    /// scripts/, without `enable_script_security`: that would refuse the keepserver binary under
+    /// test whenever the checkout is writable by a non-root user.
     fn write_keepalived_conf(&self, peer: &str) {
         let ws = self.ws.dir().display().to_string();
         let conf = format!(
@@ -112,7 +114,6 @@ impl Node {
     vrrp_version 3
     notify_fifo {ws}/{FIFO}
     script_user root
-    enable_script_security
 }}
 
 vrrp_instance {INSTANCE} {{
