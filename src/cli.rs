@@ -1,5 +1,6 @@
 //! The command line, as keepstart had it plus `status` and `check`:
-//! `keepserver [-c FILE] start|stop|reload|status|check`.
+//! `keepserver [-c FILE] start|stop|reload|status|check`, and `notify` for keepalived's notify
+//! scripts.
 
 use std::path::PathBuf;
 
@@ -34,4 +35,11 @@ pub enum Command {
     },
     /// Validate the config file and print what the server would do.
     Check,
+    /// Tell the running server about a keepalived state change, for keepalived's notify scripts:
+    /// one state word (notify_master etc.) or the four arguments keepalived appends to `notify`.
+    Notify {
+        /// `MASTER|BACKUP|FAULT|STOP`, or `INSTANCE|GROUP NAME STATE PRIORITY`.
+        #[arg(required = true, value_name = "ARGS", allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }

@@ -1,6 +1,6 @@
 //! The control socket: a Unix stream socket in the workspace (mode 0600) on which the running
 //! daemon answers one JSON request per connection with one JSON line. The server side hands each
-//! request to the runtime; the client side is what `keepserver status` (and later `notify`) use.
+//! request to the runtime; the client side is what `keepserver status` and `keepserver notify` use.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -14,12 +14,16 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::keepalived::KeepalivedEvent;
+
 /// A request on the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum Request {
     /// The status snapshot.
     Status,
+    /// A keepalived notify hook fired (`keepserver notify`); answered as soon as it is received.
+    Notify(KeepalivedEvent),
 }
 
 /// A request received by the server, with the way back to its client.
@@ -182,5 +186,20 @@ mod tests {
         .await
         .unwrap();
         assert!(bad.contains("bad request"), "{bad}");
+    }
+
+    #[test]
+    fn notify_is_one_json_line_with_the_event_inline() {
+        let event =
+            crate::keepalived::parse_notify_args(&["INSTANCE", "VI_1", "FAULT", "90"]).unwrap();
+        let text = serde_json::to_string(&Request::Notify(event.clone())).unwrap();
+        assert_eq!(
+            text,
+            r#"{"cmd":"notify","instance":{"kind":"INSTANCE","name":"VI_1"},"state":"FAULT","priority":90}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Request>(&text).unwrap(),
+            Request::Notify(event)
+        );
     }
 }

@@ -4,7 +4,15 @@
 //!
 //! Only the timeout kills the group: a start hook that leaves a service running in the
 //! background (its own process group) is left alone when the hook itself exits.
+//!
+//! A plain command (a program path and plain words: nothing the shell would expand, quote,
+//! redirect or chain) is run as `/bin/sh -c 'exec COMMAND'`: dash forks once more for the last
+//! command of `-c`, and that fork was most of keepserver's share of the time from the VIP to the
+//! hook (see the keepalived benchmark in README.rst). The shell still looks the program up and
+//! runs a script without `#!` itself, and the exit statuses for a missing (127) or non-executable
+//! (126) program are the same, so hooks behave as before.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -61,7 +69,7 @@ fn spawn(run: &HookRun, cwd: &Path) -> std::io::Result<Child> {
     let previous = run.previous_role.map_or("NONE", |r| r.as_str());
     let mut cmd = Command::new(SHELL);
     cmd.arg("-c")
-        .arg(&run.command)
+        .arg(shell_script(&run.command).as_ref())
         .current_dir(cwd)
         .env("KEEPSERVER_ROLE", run.role.as_str())
         .env("KEEPSERVER_PREVIOUS_ROLE", previous)
@@ -80,6 +88,22 @@ fn spawn(run: &HookRun, cwd: &Path) -> std::io::Result<Child> {
         tokio::spawn(forward_lines(err, run.kind, "err"));
     }
     Ok(child)
+}
+
+/// What `sh -c` gets for `command`: `exec COMMAND` for a plain command (see the module
+/// documentation), the command as written otherwise.
+fn shell_script(command: &str) -> Cow<'_, str> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./,+@%-".contains(c) || c == ' ';
+    // A path, so never a builtin, keyword or function, which `exec` would not find.
+    let program_is_path = command
+        .split_whitespace()
+        .next()
+        .is_some_and(|p| p.contains('/'));
+    if program_is_path && command.chars().all(plain) {
+        Cow::Owned(format!("exec {command}"))
+    } else {
+        Cow::Borrowed(command)
+    }
 }
 
 /// Logs each line of a hook's output; ends when every writer (the hook and anything it left
@@ -229,6 +253,66 @@ mod tests {
             "service killed"
         );
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+
+    #[test]
+    fn only_plain_program_commands_are_execed() {
+        for plain in [
+            "/opt/app/start.sh",
+            "/opt/app/start.sh --fast eth0 192.0.2.10",
+            "scripts/demo/start.sh a,b +x @y 50%",
+        ] {
+            assert_eq!(shell_script(plain), format!("exec {plain}"), "{plain}");
+        }
+        for shell in [
+            "start.sh",
+            "exit 3",
+            ". /etc/app/env",
+            "/opt/app/start.sh; echo done",
+            "/opt/app/start.sh && /opt/app/check.sh",
+            "/opt/app/start.sh > /tmp/log",
+            "/opt/app/start.sh $HOME",
+            "/opt/app/start.sh 'quoted arg'",
+            "/opt/app/start.sh *.conf",
+            "/opt/app/start.sh ~",
+            "/opt/app/start.sh &",
+            "A=1 /opt/app/start.sh",
+            "/opt/app/start.sh\n/opt/app/other.sh",
+            "/opt/app/start.sh\tx",
+            "",
+        ] {
+            assert_eq!(shell_script(shell), shell, "{shell:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_plain_command_replaces_the_shell_and_keeps_status_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("hook.sh");
+        let out = dir.path().join("out");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$PPID $1 $KEEPSERVER_HOOK\" > {}\nexit 4\n",
+                out.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let command = format!("{} arg1", script.display());
+        let r = run_hook(
+            hook(HookKind::Start, &command, Duration::from_secs(5)),
+            dir.path(),
+        )
+        .await;
+        assert_eq!(r.outcome, HookOutcome::Exited(4));
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(
+            text.trim(),
+            format!("{} arg1 start", std::process::id()),
+            "the script's parent is keepserver itself, not a forked shell"
+        );
     }
 
     #[tokio::test]

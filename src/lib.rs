@@ -6,6 +6,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod hooks;
+pub mod keepalived;
 pub mod libra;
 pub mod logging;
 pub mod report;

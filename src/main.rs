@@ -12,6 +12,7 @@ use keepserver::config::{self, Config, Loaded};
 use keepserver::control::{self, Request};
 use keepserver::daemon::{self, Forked, Pidfile, Readiness};
 use keepserver::hooks::KILL_GRACE;
+use keepserver::keepalived;
 use keepserver::logging::{self, Translated};
 use keepserver::runtime;
 use nix::sys::signal::Signal;
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         Command::Reload => reload(&cli.config),
         Command::Status { json } => status(&cli.config, json),
         Command::Check => check(&cli.config),
+        Command::Notify { args } => notify(&cli.config, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -243,5 +245,32 @@ fn check(path: &Path) -> Result<(), Failure> {
         println!("warning: logging: {w}");
     }
     print!("{}", keepserver::report::plan_text(&loaded.config));
+    Ok(())
+}
+
+/// Hands a keepalived notify to the running daemon and returns as soon as it is acknowledged:
+/// keepalived does not wait for notify scripts, and neither does this wait for hooks.
+fn notify(path: &Path, args: &[String]) -> Result<(), Failure> {
+    let event = keepalived::parse_notify_args(args)
+        .map_err(|e| Failure::new(EXIT_CONFIG, format!("notify: {e}")))?;
+    let config = config::load(path)
+        .map_err(|e| Failure::new(EXIT_CONFIG, e))?
+        .config;
+    running_pid(&config)?;
+    let answer = control::request(
+        &config.application.control_socket,
+        &Request::Notify(event.clone()),
+    )
+    .map_err(|e| Failure::new(EXIT_FAILURE, e))?;
+    if let Some(error) = answer["error"].as_str() {
+        return Err(Failure::new(
+            EXIT_FAILURE,
+            format!("the daemon refused the notify: {error}"),
+        ));
+    }
+    println!(
+        "notify delivered: {event}; keepserver role {}",
+        answer["role"].as_str().unwrap_or("unknown")
+    );
     Ok(())
 }

@@ -62,6 +62,18 @@ pub fn status_text(status: &Value) -> String {
             );
         }
     }
+    if let Some(k) = status["keepalived"].as_object() {
+        let _ = writeln!(
+            out,
+            "keepalived:   {} (from {}, instance {}, {}s ago; {} events, {} contradicted by the VIP)",
+            text(&k["state"]),
+            text(&k["source"]),
+            text(&k["instance"]),
+            text(&k["ago_s"]),
+            text(&k["events"]),
+            text(&k["disagreements"])
+        );
+    }
     if status["consecutive_failures"].as_u64().unwrap_or(0) > 0 {
         let _ = writeln!(
             out,
@@ -111,6 +123,13 @@ pub fn plan_text(config: &Config) -> String {
         "alive report every {} cycles; stop on exit: {}",
         ks.report_cycle, ks.stop_on_exit
     );
+    if let Some(fifo) = &config.keepalived_fifo {
+        let _ = writeln!(
+            out,
+            "keepalived notify FIFO: {} (created if missing, read as an event source)",
+            fifo.display()
+        );
+    }
     let libra = &config.libra;
     if libra.enabled {
         let servers: Vec<String> = libra.servers.iter().map(ToString::to_string).collect();
@@ -156,5 +175,47 @@ fn text(v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Null => "-".to_string(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_text_shows_keepalived_beside_the_role_once_it_spoke() {
+        let mut status = serde_json::json!({
+            "role": "SLAVE", "running": false, "pid": 7, "uptime_s": 1.5, "vip": "192.0.2.100",
+            "nic": "eth0", "transitions": 2, "cycle": 3, "hooks": {}, "keepalived": null,
+        });
+        assert!(!status_text(&status).contains("keepalived"));
+        status["keepalived"] = serde_json::json!({
+            "state": "FAULT", "source": "fifo", "instance": "VI_1", "priority": 100,
+            "ago_s": 0.25, "events": 4, "disagreements": 1,
+        });
+        let text = status_text(&status);
+        assert!(text.contains("role:         SLAVE"), "{text}");
+        assert!(
+            text.contains(
+                "keepalived:   FAULT (from fifo, instance VI_1, 0.25s ago; 4 events, 1 contradicted by the VIP)"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn plan_names_the_keepalived_fifo_when_configured() {
+        let file = std::path::Path::new("/etc/keepserver/config.yaml");
+        let base = "keepstart:\n  vip: 192.0.2.100\n  start: s\n  stop: t\n";
+        let plain = crate::config::parse(base, file).unwrap().config;
+        assert!(!plan_text(&plain).contains("FIFO"));
+        let text = format!("{base}  keepalived-fifo: keepalived.fifo\n");
+        let with_fifo = crate::config::parse(&text, file).unwrap().config;
+        assert!(
+            plan_text(&with_fifo)
+                .contains("keepalived notify FIFO: /etc/keepserver/keepalived.fifo"),
+            "{}",
+            plan_text(&with_fifo)
+        );
     }
 }

@@ -1,20 +1,25 @@
 //! The tokio shell around the role state machine: one task per source (netlink watcher, cycle
-//! ticker, signals, control socket, hook runner) feeding one channel into the loop that owns the
-//! [`Supervisor`], and the code that carries out its actions.
+//! ticker, signals, control socket, keepalived's notify FIFO, hook runner) feeding one channel
+//! into the loop that owns the [`Supervisor`], and the code that carries out its actions. Every
+//! keepalived event, from `keepserver notify` or the FIFO, is fed to the machine and then makes the
+//! watcher re-read the VIP at once.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
 use crate::config::{self, Config, Keepstart, Libra};
 use crate::control::{self, Incoming, Request};
 use crate::daemon::{Pidfile, Readiness};
 use crate::hooks;
+use crate::keepalived::fifo::{Fifo, FifoError};
+use crate::keepalived::{KeepalivedEvent, Source};
 use crate::libra;
 use crate::logging;
 use crate::supervisor::{Action, Event, Role, Supervisor};
@@ -35,6 +40,9 @@ pub enum RuntimeError {
     /// Netlink could not be opened.
     #[error(transparent)]
     Watch(#[from] WatchError),
+    /// keepalived's notify FIFO could not be made ready.
+    #[error(transparent)]
+    Fifo(#[from] FifoError),
 }
 
 /// Everything that reaches the loop.
@@ -46,6 +54,8 @@ enum Input {
     Reload,
     /// A control-socket request.
     Control(Incoming),
+    /// A state change read from keepalived's notify FIFO.
+    Keepalived(KeepalivedEvent),
 }
 
 /// Runs the daemon until it is told to stop. `logging` is the handle of the installed logger,
@@ -89,6 +99,10 @@ struct Shell {
     /// The `libra` section as the Libra worker sees it.
     libra: watch::Sender<Libra>,
     followers: Vec<tokio::task::JoinHandle<()>>,
+    /// Asks the VIP watcher for an immediate re-read.
+    reread: Arc<Notify>,
+    /// The FIFO reader, when `keepstart.keepalived-fifo` is set.
+    fifo: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// How long followers get to finish (e.g. the Libra job in hand) when keepserver exits.
@@ -115,9 +129,14 @@ impl Shell {
         let followers = vec![tokio::spawn(libra::worker::follow(libra_rx, role_rx))];
         spawn_signals(tx.clone())?;
         let events = tx.clone();
-        tokio::spawn(watcher.run(present, move |present| {
+        let reread = Arc::new(Notify::new());
+        tokio::spawn(watcher.run(present, reread.clone(), move |present| {
             events.send(Input::Event(Event::Vip { present })).is_ok()
         }));
+        let fifo = match &config.keepalived_fifo {
+            Some(path) => Some(spawn_fifo(Fifo::create(path)?, tx.clone())),
+            None => None,
+        };
         let (cycle, cycle_rx) = watch::channel(ks.cycle);
         tokio::spawn(tick(cycle_rx, tx.clone()));
         let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
@@ -143,6 +162,8 @@ impl Shell {
             role,
             libra,
             followers,
+            reread,
+            fifo,
         })
     }
 
@@ -155,10 +176,8 @@ impl Shell {
             let actions = match input {
                 Input::Event(event) => self.machine.handle(event, Instant::now()),
                 Input::Reload => self.reload(),
-                Input::Control(incoming) => {
-                    self.answer(incoming);
-                    Vec::new()
-                }
+                Input::Control(incoming) => self.answer(incoming),
+                Input::Keepalived(event) => self.keepalived(event, Source::Fifo),
             };
             self.publish_role();
             if self.act(actions) {
@@ -185,8 +204,14 @@ impl Shell {
             role,
             libra,
             followers,
+            fifo,
             ..
         } = self;
+        // The reader removes a FIFO it created when it is dropped: let that happen now.
+        if let Some(fifo) = fifo {
+            fifo.abort();
+            let _ = fifo.await;
+        }
         // Closing the channels tells followers to wind down.
         drop((role, libra));
         for follower in followers {
@@ -224,7 +249,17 @@ impl Shell {
         self.machine.status(Instant::now(), std::process::id())
     }
 
-    fn answer(&self, incoming: Incoming) {
+    /// Feeds a keepalived event to the machine and has the VIP re-read at once.
+    fn keepalived(&mut self, event: KeepalivedEvent, source: Source) -> Vec<Action> {
+        let actions = self
+            .machine
+            .handle(Event::Keepalived { event, source }, Instant::now());
+        self.reread.notify_one();
+        actions
+    }
+
+    fn answer(&mut self, incoming: Incoming) -> Vec<Action> {
+        let mut actions = Vec::new();
         let reply = match incoming.request {
             Request::Status => {
                 let mut value = serde_json::to_value(self.status())
@@ -234,8 +269,13 @@ impl Shell {
                 value["nic"] = self.config.keepstart.nic.clone().into();
                 value
             }
+            Request::Notify(event) => {
+                actions = self.keepalived(event, Source::Notify);
+                serde_json::json!({"ok": true, "role": self.machine.role()})
+            }
         };
         let _ = incoming.reply.send(reply);
+        actions
     }
 
     /// Re-reads the config file; a bad file is logged and changes nothing.
@@ -273,11 +313,43 @@ impl Shell {
             changed
         });
         self.config.libra = new.libra.clone();
+        self.reload_fifo(new.keepalived_fifo);
         self.config.logging = new.logging;
         self.reloads += 1;
         self.machine
             .handle(Event::Reload(Box::new(ks)), Instant::now())
     }
+}
+
+impl Shell {
+    /// Switches the FIFO reader to a changed `keepstart.keepalived-fifo`; a path that cannot be
+    /// made ready is logged and leaves keepserver without a FIFO (the next reload tries again).
+    fn reload_fifo(&mut self, path: Option<PathBuf>) {
+        if path == self.config.keepalived_fifo {
+            return;
+        }
+        if let Some(old) = self.fifo.take() {
+            old.abort();
+        }
+        self.config.keepalived_fifo = None;
+        match path.as_deref().map(Fifo::create) {
+            Some(Ok(fifo)) => {
+                self.fifo = Some(spawn_fifo(fifo, self.tx.clone()));
+                self.config.keepalived_fifo = path;
+            }
+            Some(Err(e)) => error!("reload: {e}; no keepalived FIFO is read"),
+            None => {}
+        }
+    }
+}
+
+/// Starts the FIFO reader; its events reach the loop in the order they were written.
+fn spawn_fifo(fifo: Fifo, tx: mpsc::UnboundedSender<Input>) -> tokio::task::JoinHandle<()> {
+    info!(
+        "reading keepalived notify FIFO path={}",
+        fifo.path().display()
+    );
+    tokio::spawn(fifo.run(move |event| tx.send(Input::Keepalived(event)).is_ok()))
 }
 
 /// The logging context (file and workspace) for `config`.

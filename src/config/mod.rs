@@ -77,6 +77,9 @@ pub struct Config {
     pub keepstart: Keepstart,
     /// The `libra` section: the embedded Libra worker.
     pub libra: Libra,
+    /// `keepstart.keepalived-fifo`, absolute: keepalived's `notify_fifo`, created and read by
+    /// keepserver. Kept beside [`Keepstart`] because the role machine does not need it.
+    pub keepalived_fifo: Option<PathBuf>,
     /// The `logging` section as written, for the logging module to translate.
     pub logging: Option<Value>,
 }
@@ -158,6 +161,9 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
     let (ks_at, ks_keys) = split(doc.keepstart);
     let mut ks = SectionReader::new(file, "keepstart", ks_at, ks_keys, &mut problems);
     let keepstart = read_keepstart(&mut ks);
+    let keepalived_fifo = ks
+        .optional("keepalived-fifo", fields::text)
+        .map(|p| application.workspace.join(p));
     warnings.extend(ks.unknown_keys());
     let libra = read_libra_sections(
         text,
@@ -174,6 +180,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
                 application,
                 keepstart,
                 libra,
+                keepalived_fifo,
                 logging: doc.logging.filter(|v| !v.is_null()),
             },
             warnings,

@@ -240,3 +240,26 @@ fn libra_section_reads_nested_keys_with_their_lines() {
     ));
     assert_eq!(shape[0].key, "libra.archive");
 }
+
+#[test]
+fn keepalived_fifo_is_optional_and_relative_to_the_workspace() {
+    let base = "keepstart:\n  vip: 192.0.2.10\n  start: s\n  stop: t\n";
+    assert_eq!(parse(base, &file()).unwrap().config.keepalived_fifo, None);
+    let text = format!("{base}  keepalived-fifo: run/keepalived.fifo\n");
+    let loaded = parse(&text, &file()).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(
+        loaded.config.keepalived_fifo,
+        Some(PathBuf::from("/etc/keepserver/run/keepalived.fifo"))
+    );
+    let text = format!("{base}  keepalived-fifo: /run/keepalived.fifo\n");
+    assert_eq!(
+        parse(&text, &file()).unwrap().config.keepalived_fifo,
+        Some(PathBuf::from("/run/keepalived.fifo"))
+    );
+    let p = problems(&format!("{base}  keepalived-fifo: [a, b]\n"));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key, "keepstart.keepalived-fifo");
+    let at = p[0].position.unwrap();
+    assert_eq!((at.line, at.column), (5, 20), "{}", p[0]);
+}

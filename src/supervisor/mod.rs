@@ -10,6 +10,19 @@
 //! `force-test-cycle` cycles; without is-running the tracked state is trusted. Fixed from
 //! keepstart: one hook at a time (role changes during a hook are acted on when it ends, latest role
 //! only), a failed is-running counts as not running, failing starts and stops back off.
+//!
+//! keepalived's notifies ([`Event::Keepalived`]) are logged next to keepserver's own view, but
+//! the VIP on the NIC stays the truth: the shell re-reads the VIP right after every notify, and
+//! that observation decides. A notify the re-read VIP contradicts (MASTER without the VIP, or
+//! anything else with it) is logged as a warning. FAULT and STOP are treated as SLAVE until the
+//! VIP says otherwise: a MASTER node becomes SLAVE at once (status and role followers see it), but
+//! start and stop hooks are held until the re-read arrives (at most one cycle), so the notify
+//! alone never runs a hook the VIP would contradict. If the VIP is gone the stop hook then runs;
+//! if it is still there the node is MASTER again without having run anything. Holding, rather
+//! than stopping at once, is what keeps the VIP the truth: a FAULT that keepalived reports while
+//! the VIP is still on the NIC must not cost a stop and a start. (With keepalived 2.2.7 a STOP on
+//! the FIFO can beat the netlink event for the VIP's removal, but the re-read already finds the VIP
+//! gone, so the stop hook is only delayed by the re-read.)
 
 pub mod status;
 pub mod types;
@@ -17,11 +30,15 @@ pub mod types;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use log::{info, warn};
+use log::{debug, info, warn};
 
 use crate::config::Keepstart;
-pub use status::{HookStats, Status, Transition};
+use crate::keepalived::{KeepalivedEvent, Source};
+pub use status::{HookStats, KeepalivedStats, KeepalivedView, Status, Transition};
 pub use types::{Action, Event, HookKind, HookOutcome, HookResult, HookRun, Role};
+
+/// keepalived events kept for judging; only reached if VIP observations stopped arriving.
+const MAX_UNJUDGED: usize = 64;
 
 /// The role state machine. See the module documentation.
 #[derive(Debug)]
@@ -47,6 +64,11 @@ pub struct Supervisor {
     shutting_down: bool,
     exit_stop_done: bool,
     exited: bool,
+    /// keepalived events waiting for the next VIP observation to be judged against.
+    unjudged: Vec<(KeepalivedEvent, Source)>,
+    /// After a FAULT or STOP demoted the node: hooks wait for the VIP until this time.
+    held_until: Option<Instant>,
+    keepalived: KeepalivedStats,
 }
 
 impl Supervisor {
@@ -74,6 +96,9 @@ impl Supervisor {
             shutting_down: false,
             exit_stop_done: false,
             exited: false,
+            unjudged: Vec::new(),
+            held_until: None,
+            keepalived: KeepalivedStats::default(),
         }
     }
 
@@ -86,8 +111,19 @@ impl Supervisor {
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
         let mut actions = Vec::new();
         match event {
-            Event::Vip { present } => self.observe(Role::from_vip(present), now),
+            Event::Vip { present } => {
+                self.observe(Role::from_vip(present), now);
+                self.judge(present);
+            }
+            Event::Keepalived { event, source } => self.keepalived(event, source, now),
             Event::Tick => {
+                if self.held_until.is_some_and(|t| now >= t) {
+                    warn!(
+                        "no VIP re-read after a keepalived notify; acting on role={}",
+                        self.role
+                    );
+                    self.held_until = None;
+                }
                 if self.tick(now) {
                     actions.push(Action::Report);
                 }
@@ -144,6 +180,55 @@ impl Supervisor {
                 .retry_not_before
                 .filter(|t| *t > now)
                 .map(|t| status::secs(t - now)),
+            keepalived: KeepalivedView::new(&self.keepalived, now),
+        }
+    }
+
+    /// Logs keepalived's view next to ours; FAULT and STOP demote a MASTER until the VIP is
+    /// re-read (see the module documentation).
+    fn keepalived(&mut self, event: KeepalivedEvent, source: Source, now: Instant) {
+        info!(
+            "keepalived notify source={} {event} role={} running={}",
+            source.as_str(),
+            self.role,
+            show_running(self.running)
+        );
+        self.keepalived.events += 1;
+        self.keepalived.last = Some((event.clone(), source, now));
+        if event.state.is_down() && self.role == Role::Master {
+            info!(
+                "keepalived gave this node up: SLAVE until the VIP is re-read state={}",
+                event.state
+            );
+            self.observe(Role::Slave, now);
+            self.held_until = Some(now + self.settings.cycle);
+        }
+        if self.unjudged.len() >= MAX_UNJUDGED {
+            self.unjudged.remove(0);
+        }
+        self.unjudged.push((event, source));
+    }
+
+    /// Judges the keepalived events received since the last VIP observation against it.
+    fn judge(&mut self, present: bool) {
+        self.held_until = None;
+        let vip = if present { "present" } else { "absent" };
+        for (event, source) in self.unjudged.drain(..) {
+            if event.state.wants_vip() == present {
+                debug!(
+                    "keepalived agrees with the VIP source={} state={} vip={vip}",
+                    source.as_str(),
+                    event.state
+                );
+            } else {
+                self.keepalived.disagreements += 1;
+                warn!(
+                    "keepalived disagrees with the VIP; the VIP decides source={} state={} vip={vip} role={}",
+                    source.as_str(),
+                    event.state,
+                    self.role
+                );
+            }
         }
     }
 
@@ -274,6 +359,9 @@ impl Supervisor {
         }
         if self.shutting_down {
             return Some(self.next_exit_action());
+        }
+        if self.held_until.is_some_and(|t| now < t) {
+            return None;
         }
         if self.running.is_none() {
             if self.settings.is_running.is_some() {

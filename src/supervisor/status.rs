@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::types::{HookKind, HookOutcome, HookResult, Role};
+use crate::keepalived::{KeepalivedEvent, KeepalivedState, Source};
 
 /// Run counts and the last result of one hook.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,6 +55,54 @@ pub struct Status {
     pub consecutive_failures: u32,
     /// Seconds until the next retry is allowed, while backing off.
     pub retry_in_s: Option<f64>,
+    /// keepalived's view, from its last notify or FIFO line; null until one arrives.
+    pub keepalived: Option<KeepalivedView>,
+}
+
+/// What keepalived said last, and how often it disagreed with the VIP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeepalivedStats {
+    /// The last event, where it came from and when it arrived.
+    pub last: Option<(KeepalivedEvent, Source, Instant)>,
+    /// Events received.
+    pub events: u64,
+    /// Events the VIP, re-read after them, contradicted.
+    pub disagreements: u64,
+}
+
+/// keepalived's view, relative to now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeepalivedView {
+    /// The state keepalived reported last.
+    pub state: KeepalivedState,
+    /// `notify` or `fifo`.
+    pub source: &'static str,
+    /// The instance or group name, when keepalived gave one.
+    pub instance: Option<String>,
+    /// The priority, when keepalived gave one.
+    pub priority: Option<u8>,
+    /// Seconds since it arrived.
+    pub ago_s: f64,
+    /// Events received.
+    pub events: u64,
+    /// Events the VIP, re-read after them, contradicted.
+    pub disagreements: u64,
+}
+
+impl KeepalivedView {
+    /// The view of `stats` at `now`; `None` before the first event.
+    pub fn new(stats: &KeepalivedStats, now: Instant) -> Option<Self> {
+        let (event, source, at) = stats.last.as_ref()?;
+        Some(KeepalivedView {
+            state: event.state,
+            source: source.as_str(),
+            instance: event.instance.as_ref().map(|i| i.name.clone()),
+            priority: event.priority,
+            ago_s: secs(now.saturating_duration_since(*at)),
+            events: stats.events,
+            disagreements: stats.disagreements,
+        })
+    }
 }
 
 /// A role change, relative to now.

@@ -1,6 +1,7 @@
 //! Scenario tests for the role state machine, with simulated time.
 
 use super::*;
+use crate::keepalived::{Instance, InstanceKind, KeepalivedState};
 
 const CYCLE: Duration = Duration::from_secs(2);
 
@@ -79,6 +80,29 @@ impl Sim {
 
     fn vip(&mut self, present: bool) {
         self.event(Event::Vip { present });
+    }
+
+    /// keepalived reports `state` for instance VI_1 through the FIFO.
+    fn keepalived(&mut self, state: KeepalivedState) {
+        let event = KeepalivedEvent {
+            instance: Some(Instance {
+                kind: InstanceKind::Instance,
+                name: "VI_1".to_string(),
+            }),
+            state,
+            priority: Some(100),
+        };
+        self.event(Event::Keepalived {
+            event,
+            source: Source::Fifo,
+        });
+    }
+
+    fn keepalived_view(&self) -> KeepalivedView {
+        self.m
+            .status(self.now, 1)
+            .keepalived
+            .expect("a keepalived event was seen")
     }
 
     fn advance(&mut self, d: Duration) {
@@ -463,4 +487,122 @@ fn stop_on_exit_runs_stop_once_then_exits() {
     s.event(Event::Shutdown);
     assert!(s.exited, "not running: nothing to stop");
     assert!(s.ran.is_empty());
+}
+
+#[test]
+fn keepalived_notifies_that_agree_with_the_vip_run_nothing_themselves() {
+    let mut s = Sim::new(settings(false), false);
+    s.keepalived(KeepalivedState::Backup);
+    s.vip(false);
+    assert!(s.ran.is_empty());
+    s.vip(true);
+    s.keepalived(KeepalivedState::Master);
+    s.finish_ok();
+    s.vip(true);
+    assert_eq!(s.ran, [Start], "the VIP ran start, the notify nothing more");
+    let view = s.keepalived_view();
+    assert_eq!(
+        (view.state, view.source, view.events, view.disagreements),
+        (KeepalivedState::Master, "fifo", 2, 0)
+    );
+    assert_eq!(
+        (view.instance.as_deref(), view.priority),
+        (Some("VI_1"), Some(100))
+    );
+    assert_eq!(s.m.status(s.now, 1).transitions, 1);
+}
+
+#[test]
+fn fault_while_master_demotes_at_once_and_holds_hooks_until_the_vip_is_reread() {
+    for state in [KeepalivedState::Fault, KeepalivedState::Stop] {
+        let mut s = Sim::new(settings(false), true);
+        s.finish_ok();
+        s.keepalived(state);
+        assert_eq!(s.m.role(), Role::Slave, "{state}: SLAVE at once");
+        assert_eq!(
+            s.in_flight, None,
+            "{state}: no hook before the VIP is re-read"
+        );
+        s.advance(Duration::from_millis(2));
+        s.vip(false);
+        assert_eq!(
+            s.in_flight_kind(),
+            Some(Stop),
+            "{state}: the VIP confirmed SLAVE"
+        );
+        s.finish_ok();
+        assert_eq!(s.keepalived_view().disagreements, 0);
+        assert_eq!(s.m.status(s.now, 1).transitions, 1);
+    }
+}
+
+#[test]
+fn fault_while_the_vip_stays_is_master_again_without_any_hook() {
+    let mut s = Sim::new(settings(false), true);
+    s.finish_ok();
+    s.keepalived(KeepalivedState::Fault);
+    assert_eq!(s.m.role(), Role::Slave);
+    s.vip(true);
+    assert_eq!(s.m.role(), Role::Master, "the VIP says otherwise");
+    for _ in 0..5 {
+        s.tick();
+    }
+    assert_eq!(s.ran, [Start], "neither stop nor a second start");
+    let st = s.m.status(s.now, 1);
+    assert_eq!((st.running, st.transitions), (Some(true), 2));
+    assert_eq!(s.keepalived_view().disagreements, 1);
+}
+
+#[test]
+fn held_hooks_run_after_a_cycle_when_no_reread_arrives() {
+    let mut s = Sim::new(settings(false), true);
+    s.finish_ok();
+    s.keepalived(KeepalivedState::Stop);
+    s.advance(CYCLE / 2);
+    s.event(Event::Tick);
+    assert_eq!(s.in_flight, None, "still within the hold");
+    s.tick();
+    assert_eq!(s.in_flight_kind(), Some(Stop), "the hold ended: SLAVE acts");
+}
+
+#[test]
+fn fault_during_a_start_waits_for_the_start_then_for_the_vip() {
+    let mut s = Sim::new(settings(false), false);
+    s.vip(true);
+    assert_eq!(s.in_flight_kind(), Some(Start));
+    s.keepalived(KeepalivedState::Fault);
+    s.finish_ok();
+    assert_eq!(s.in_flight, None, "held: the VIP has not been re-read");
+    s.vip(false);
+    assert_eq!(s.in_flight_kind(), Some(Stop));
+}
+
+#[test]
+fn notifies_the_vip_contradicts_are_counted_and_change_nothing() {
+    let mut s = Sim::new(settings(false), false);
+    s.keepalived(KeepalivedState::Master);
+    assert_eq!(
+        s.m.role(),
+        Role::Slave,
+        "a MASTER notify does not make MASTER"
+    );
+    s.vip(false);
+    s.event(Event::Keepalived {
+        event: crate::keepalived::parse_notify_args(&["BACKUP"]).unwrap(),
+        source: Source::Notify,
+    });
+    s.vip(false);
+    let view = s.keepalived_view();
+    assert_eq!((view.events, view.disagreements), (2, 1));
+    assert_eq!((view.source, view.instance), ("notify", None));
+    assert!(s.ran.is_empty());
+}
+
+#[test]
+fn shutdown_is_not_held_by_a_fault() {
+    let mut s = Sim::new(settings(false), true);
+    s.finish_ok();
+    s.keepalived(KeepalivedState::Fault);
+    s.event(Event::Shutdown);
+    assert!(s.exited);
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::Keepstart;
+use crate::keepalived::{KeepalivedEvent, Source};
 use crate::vip::Vip;
 
 /// This node's role, decided by whether the VIP is on the NIC.
@@ -135,6 +136,13 @@ pub enum Event {
     ReportRequested,
     /// Stop: finish the hook in flight, optionally run stop, then exit.
     Shutdown,
+    /// keepalived reported a state change; the shell re-reads the VIP right after feeding this.
+    Keepalived {
+        /// What keepalived said.
+        event: KeepalivedEvent,
+        /// Through which channel.
+        source: Source,
+    },
 }
 
 /// What the shell should do, returned by [`super::Supervisor::handle`].

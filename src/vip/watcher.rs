@@ -1,9 +1,12 @@
 //! The netlink side of VIP watching: one rtnetlink connection that dumps links and addresses,
 //! then listens to the link and IPv4/IPv6 address multicast groups and reports every change of
-//! "is the VIP on the NIC". It re-dumps every cycle as a safety net and at once after a netlink
-//! buffer overrun; nothing here polls to decide the role.
+//! "is the VIP on the NIC". It re-dumps every cycle as a safety net, at once after a netlink
+//! buffer overrun, and at once when asked (a keepalived notify): an asked-for re-dump is always
+//! reported, changed or not, so the asker learns what the VIP says now. Nothing here polls to
+//! decide the role.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -13,7 +16,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{AsyncSocket, SocketAddr};
 use rtnetlink::Handle;
 use rtnetlink::constants::{RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR, RTMGRP_LINK};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::time::{MissedTickBehavior, interval_at};
 
 use super::table::{AddrTable, NicState};
@@ -74,16 +77,27 @@ impl VipWatcher {
         Ok((w, present))
     }
 
-    /// Runs until the receiving side is gone, calling `report` whenever presence changes.
-    /// Connection failures are logged and the connection is rebuilt; this never returns an error.
-    pub async fn run(mut self, mut last: bool, mut report: impl FnMut(bool) -> bool) {
+    /// Runs until the receiving side is gone, calling `report` whenever presence changes, and
+    /// after every re-dump asked for through `reread`. Connection failures are logged and the
+    /// connection is rebuilt; this never returns an error.
+    pub async fn run(
+        mut self,
+        mut last: bool,
+        reread: Arc<Notify>,
+        mut report: impl FnMut(bool) -> bool,
+    ) {
         let period = self.watch.borrow().resync;
         let mut resync = interval_at(tokio::time::Instant::now() + period, period);
         resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            let mut asked = false;
             let healthy = tokio::select! {
                 msg = self.messages.next() => self.on_message(msg).await,
                 _ = resync.tick() => self.redump("cycle").await,
+                () = reread.notified() => {
+                    asked = true;
+                    self.redump("asked").await
+                }
                 changed = self.watch.changed() => {
                     if changed.is_err() {
                         return;
@@ -101,9 +115,11 @@ impl VipWatcher {
             if present != last {
                 last = present;
                 self.log_change(present);
-                if !report(present) {
-                    return;
-                }
+            } else if !asked {
+                continue;
+            }
+            if !report(present) {
+                return;
             }
         }
     }
