@@ -867,7 +867,7 @@ def probe(port, timeout=0.25):
     parts = status.split()
     if len(parts) < 2 or parts[1] != b"200":
         return "HTTP:" + (parts[1].decode(errors="replace") if len(parts) > 1 else "none")
-    m = re.search(rb"\r\nX-Backend: ([^\r\n]+)", buf)
+    m = re.search(rb"(?i)\r\nX-Backend: ([^\r\n]+)", buf)  # HAProxy 2 lowercases names
     return m.group(1).decode() if m else "HTTP:200-unnamed"
 
 

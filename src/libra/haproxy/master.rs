@@ -13,7 +13,7 @@ use super::error::HaproxyError;
 use super::stats::{self, RowKind};
 
 /// How often the master is polled while a worker comes up.
-const POLL: Duration = Duration::from_millis(20);
+const POLL: Duration = Duration::from_millis(5);
 
 /// What `show proc` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
