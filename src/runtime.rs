@@ -1,6 +1,8 @@
 //! The tokio shell around the role state machine: one task per source (netlink watcher, cycle
 //! ticker, signals, control socket, hook runner) feeding one channel into the loop that owns the
-//! [`Supervisor`], and the code that carries out its actions.
+//! [`Supervisor`], and the code that carries out its actions. Followers (the Libra worker, the BGP
+//! announcer) watch the role, or the role and health ([`Standing`]), and their config sections;
+//! closing those channels at exit tells them to wind down.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -11,13 +13,14 @@ use signal_hook::iterator::Signals;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use crate::config::{self, Config, Keepstart, Libra};
+use crate::bgp;
+use crate::config::{self, Bgp, Config, Keepstart, Libra};
 use crate::control::{self, Incoming, Request};
 use crate::daemon::{Pidfile, Readiness};
 use crate::hooks;
 use crate::libra;
 use crate::logging;
-use crate::supervisor::{Action, Event, Role, Supervisor};
+use crate::supervisor::{Action, Event, Role, Standing, Supervisor};
 use crate::vip::watcher::{VipWatcher, Watch, WatchError};
 
 /// Why the daemon could not run.
@@ -88,6 +91,10 @@ struct Shell {
     role: watch::Sender<Role>,
     /// The `libra` section as the Libra worker sees it.
     libra: watch::Sender<Libra>,
+    /// The role and last health check as the BGP announcer sees them.
+    standing: watch::Sender<Standing>,
+    /// The `bgp` section as the BGP announcer sees it.
+    bgp: watch::Sender<Option<Bgp>>,
     followers: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -112,7 +119,12 @@ impl Shell {
         let machine = Supervisor::new(ks.clone(), Role::from_vip(present), Instant::now());
         let (role, role_rx) = watch::channel(machine.role());
         let (libra, libra_rx) = watch::channel(config.libra.clone());
-        let followers = vec![tokio::spawn(libra::worker::follow(libra_rx, role_rx))];
+        let (standing, standing_rx) = watch::channel(machine.standing());
+        let (bgp, bgp_rx) = watch::channel(config.bgp.clone());
+        let followers = vec![
+            tokio::spawn(libra::worker::follow(libra_rx, role_rx)),
+            tokio::spawn(bgp::announcer::follow(bgp_rx, standing_rx)),
+        ];
         spawn_signals(tx.clone())?;
         let events = tx.clone();
         tokio::spawn(watcher.run(present, move |present| {
@@ -142,6 +154,8 @@ impl Shell {
             reloads: 0,
             role,
             libra,
+            standing,
+            bgp,
             followers,
         })
     }
@@ -160,7 +174,7 @@ impl Shell {
                     Vec::new()
                 }
             };
-            self.publish_role();
+            self.publish();
             if self.act(actions) {
                 break;
             }
@@ -168,12 +182,18 @@ impl Shell {
         self.finish().await;
     }
 
-    /// Tells followers about a role change.
-    fn publish_role(&self) {
+    /// Tells followers about a change of role or health.
+    fn publish(&self) {
         let now = self.machine.role();
         self.role.send_if_modified(|r| {
             let changed = *r != now;
             *r = now;
+            changed
+        });
+        let standing = self.machine.standing();
+        self.standing.send_if_modified(|s| {
+            let changed = *s != standing;
+            *s = standing;
             changed
         });
     }
@@ -184,11 +204,13 @@ impl Shell {
             machine,
             role,
             libra,
+            standing,
+            bgp,
             followers,
             ..
         } = self;
         // Closing the channels tells followers to wind down.
-        drop((role, libra));
+        drop((role, libra, standing, bgp));
         for follower in followers {
             if tokio::time::timeout(FOLLOWER_GRACE, follower)
                 .await
@@ -273,6 +295,12 @@ impl Shell {
             changed
         });
         self.config.libra = new.libra.clone();
+        self.bgp.send_if_modified(|b| {
+            let changed = *b != new.bgp;
+            *b = new.bgp.clone();
+            changed
+        });
+        self.config.bgp = new.bgp.clone();
         self.config.logging = new.logging;
         self.reloads += 1;
         self.machine

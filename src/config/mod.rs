@@ -6,6 +6,7 @@
 //! each value its line and column (`Spanned`), which lets us check every key and list every error,
 //! not just the first, and warn about unknown keys with their line.
 
+pub mod bgp;
 pub mod error;
 mod fields;
 pub mod libra;
@@ -20,6 +21,7 @@ use serde_saphyr::Spanned;
 pub use error::{ConfigError, KeyProblem, Position};
 use fields::{RawSection, SectionReader, boolean, cycles, position_of, seconds, text};
 
+pub use bgp::Bgp;
 pub use libra::{Endpoint, Libra, LibraHaproxy};
 
 use crate::vip::Vip;
@@ -77,6 +79,8 @@ pub struct Config {
     pub keepstart: Keepstart,
     /// The `libra` section: the embedded Libra worker.
     pub libra: Libra,
+    /// The `bgp` section: the BGP announcer, `None` unless enabled.
+    pub bgp: Option<Bgp>,
     /// The `logging` section as written, for the logging module to translate.
     pub logging: Option<Value>,
 }
@@ -109,6 +113,7 @@ struct RawDoc {
     application: Option<Spanned<RawSection>>,
     keepstart: Option<Spanned<RawSection>>,
     libra: Option<Spanned<RawSection>>,
+    bgp: Option<Spanned<RawSection>>,
     logging: Option<Value>,
     #[serde(flatten)]
     other: BTreeMap<String, Value>,
@@ -167,6 +172,10 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
         &mut problems,
         &mut warnings,
     );
+    let (bgp_at, bgp_keys) = split(doc.bgp);
+    let mut b = SectionReader::new(file, "bgp", bgp_at, bgp_keys, &mut problems);
+    let bgp = bgp::read_bgp(&mut b, &application.workspace, keepstart.as_ref());
+    warnings.extend(b.unknown_keys());
     match keepstart {
         Some(keepstart) if problems.is_empty() => Ok(Loaded {
             config: Config {
@@ -174,6 +183,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
                 application,
                 keepstart,
                 libra,
+                bgp,
                 logging: doc.logging.filter(|v| !v.is_null()),
             },
             warnings,
