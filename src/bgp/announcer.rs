@@ -1,6 +1,7 @@
 //! The announcer: a follower task that makes bgpd announce the configured prefixes while the node
 //! is MASTER (and, with `bgp.require-running`, while the last is-running check passed), and
-//! withdraw them otherwise and when keepserver exits.
+//! withdraw them otherwise and when keepserver exits: as soon as it starts shutting down (so
+//! alongside a `stop-on-exit` hook, not after it), and again when the channels close.
 //!
 //! Whether to announce is the pure [`wanted`]. Getting there is always the same three steps, in
 //! an order that never draws traffic the node would refuse: put the prefixes on the loopback,
@@ -8,7 +9,8 @@
 //! longer announces. Announcing adds before the `network` lines appear; withdrawing removes them
 //! before the addresses go. A step that fails stops the sequence (a failed withdrawal keeps the
 //! addresses, since the route may still be announced) and the whole is retried after
-//! [`RETRY_DELAY`]; an unchanged rendering is neither rewritten nor reapplied.
+//! [`RETRY_DELAY`], backing off to [`RETRY_MAX`]; an unchanged rendering is neither rewritten nor
+//! reapplied.
 
 use std::future::pending;
 use std::time::Duration;
@@ -24,13 +26,19 @@ use super::render::render;
 use crate::config::Bgp;
 use crate::supervisor::{Role, Standing};
 
-/// How long to wait before trying again after a failed step.
+/// How long to wait before trying again after a first failed step; it doubles with each further
+/// failure, up to [`RETRY_MAX`].
 pub const RETRY_DELAY: Duration = Duration::from_secs(2);
+/// The longest wait between retries (a bgpd that is down is not asked every 2 s for ever).
+pub const RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// Whether to announce: enabled, MASTER, and (with `require-running`) the last check passed.
+/// Whether to announce: enabled, MASTER, not shutting down, and (with `require-running`) the
+/// last check passed.
 pub fn wanted(bgp: Option<&Bgp>, standing: Standing) -> bool {
     bgp.is_some_and(|b| {
-        standing.role == Role::Master && (!b.require_running || standing.healthy == Some(true))
+        standing.role == Role::Master
+            && !standing.leaving
+            && (!b.require_running || standing.healthy == Some(true))
     })
 }
 
@@ -41,17 +49,22 @@ pub async fn follow(
     mut standing: watch::Receiver<Standing>,
 ) {
     let mut announcer = Announcer::new(config.borrow_and_update().clone());
+    let mut failures: u32 = 0;
     loop {
         let now = *standing.borrow_and_update();
-        let failed = announcer
+        let result = announcer
             .converge(wanted(announcer.bgp.as_ref(), now), now)
-            .await
-            .is_err();
+            .await;
+        failures = if result.is_ok() {
+            0
+        } else {
+            failures.saturating_add(1)
+        };
+        let delay = retry_delay(failures);
         let retry = async {
-            if failed {
-                tokio::time::sleep(RETRY_DELAY).await
-            } else {
-                pending().await
+            match delay {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => pending().await,
             }
         };
         tokio::select! {
@@ -70,6 +83,12 @@ pub async fn follow(
     if announcer.converge(false, last).await.is_ok() && announcer.bgp.is_some() {
         info!("bgp announcer stopped: nothing announced, loopback prefixes removed");
     }
+}
+
+/// How long to wait after `failures` failed attempts in a row; `None` after a success.
+fn retry_delay(failures: u32) -> Option<Duration> {
+    let doublings = failures.checked_sub(1)?.min(8);
+    Some(RETRY_DELAY.saturating_mul(1 << doublings).min(RETRY_MAX))
 }
 
 /// The announcer's state: the section in force, its bgpd and loopback.
@@ -190,21 +209,47 @@ mod tests {
     }
 
     #[test]
+    fn retries_back_off_to_the_cap() {
+        let delays: Vec<Option<u64>> = (0..7)
+            .map(|n| retry_delay(n).map(|d| d.as_secs()))
+            .collect();
+        assert_eq!(
+            delays,
+            [
+                None,
+                Some(2),
+                Some(4),
+                Some(8),
+                Some(16),
+                Some(30),
+                Some(30)
+            ]
+        );
+        assert_eq!(retry_delay(u32::MAX), Some(RETRY_MAX));
+    }
+
+    #[test]
     fn announces_only_while_master_enabled_and_healthy_when_required() {
         use Role::{Master, Slave};
         let (plain, gated) = (bgp(false), bgp(true));
         let cases = [
-            (None, Master, Some(true), false),
-            (Some(&plain), Master, None, true),
-            (Some(&plain), Master, Some(false), true),
-            (Some(&plain), Slave, Some(true), false),
-            (Some(&gated), Master, None, false),
-            (Some(&gated), Master, Some(false), false),
-            (Some(&gated), Master, Some(true), true),
-            (Some(&gated), Slave, Some(true), false),
+            (None, Master, Some(true), false, false),
+            (Some(&plain), Master, None, false, true),
+            (Some(&plain), Master, Some(false), false, true),
+            (Some(&plain), Master, None, true, false),
+            (Some(&plain), Slave, Some(true), false, false),
+            (Some(&gated), Master, None, false, false),
+            (Some(&gated), Master, Some(false), false, false),
+            (Some(&gated), Master, Some(true), false, true),
+            (Some(&gated), Master, Some(true), true, false),
+            (Some(&gated), Slave, Some(true), false, false),
         ];
-        for (bgp, role, healthy, want) in cases {
-            let standing = Standing { role, healthy };
+        for (bgp, role, healthy, leaving, want) in cases {
+            let standing = Standing {
+                role,
+                healthy,
+                leaving,
+            };
             assert_eq!(
                 wanted(bgp, standing),
                 want,

@@ -93,16 +93,13 @@ impl Bgpd {
             return Ok(Outcome::Unchanged);
         }
         let began = Instant::now();
-        if let Some(dir) = self.config.parent() {
-            fs::create_dir_all(dir)
-                .map_err(BgpError::io(format!("create directory {}", dir.display())))?;
-        }
         let tmp = with_suffix(&self.config, ".tmp");
         let saved = with_suffix(&self.config, "-failed");
-        write_synced(&tmp, text)?;
+        let (path, owned) = (tmp.clone(), text.to_string());
+        blocking(move || write_synced(&path, &owned)).await?;
         let check = self.check(&tmp).await?;
         if !check.ok {
-            rename_synced(&tmp, &saved)?;
+            moved(&tmp, &saved).await?;
             return Err(BgpError::Rejected {
                 command: check.command,
                 saved: saved.clone(),
@@ -112,10 +109,10 @@ impl Bgpd {
             });
         }
         if let Err(e) = self.tell(&tmp, text, &saved).await {
-            rename_synced(&tmp, &saved)?;
+            moved(&tmp, &saved).await?;
             return Err(e);
         }
-        rename_synced(&tmp, &self.config)?;
+        moved(&tmp, &self.config).await?;
         self.in_force = Some(text.to_string());
         info!(
             "bgp configuration applied config={} method={} ms={}",
@@ -254,8 +251,31 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Writes `text` to `path` and fsyncs it. Readable by all: FRR's daemons run as user `frr`.
+/// Runs file work off the runtime's one thread: an fsync on a busy disk must not hold up the
+/// VIP watcher or the hooks.
+async fn blocking(
+    work: impl FnOnce() -> Result<(), BgpError> + Send + 'static,
+) -> Result<(), BgpError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| BgpError::Io {
+            action: "finish a file operation".to_string(),
+            source: std::io::Error::other(e),
+        })?
+}
+
+/// [`rename_synced`], off the runtime's thread.
+async fn moved(from: &Path, to: &Path) -> Result<(), BgpError> {
+    let (from, to) = (from.to_path_buf(), to.to_path_buf());
+    blocking(move || rename_synced(&from, &to)).await
+}
+
+/// Creates the directory, writes `text` to `path` and fsyncs it.
 fn write_synced(path: &Path, text: &str) -> Result<(), BgpError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)
+            .map_err(BgpError::io(format!("create directory {}", dir.display())))?;
+    }
     let write = || -> std::io::Result<()> {
         let mut file = File::create(path)?;
         file.write_all(text.as_bytes())?;

@@ -122,6 +122,7 @@ impl Supervisor {
         Standing {
             role: self.role,
             healthy: self.checked,
+            leaving: self.shutting_down,
         }
     }
 

@@ -480,7 +480,8 @@ fn standing_is_healthy_only_after_a_passing_check_since_the_last_start_or_stop()
         s.m.standing(),
         Standing {
             role: Role::Master,
-            healthy: Some(true)
+            healthy: Some(true),
+            leaving: false
         }
     );
     s.tick();
@@ -498,7 +499,10 @@ fn standing_is_healthy_only_after_a_passing_check_since_the_last_start_or_stop()
         s.m.standing(),
         Standing {
             role: Role::Slave,
-            healthy: None
+            healthy: None,
+            leaving: false
         }
     );
+    s.event(Event::Shutdown);
+    assert!(s.m.standing().leaving);
 }

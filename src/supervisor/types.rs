@@ -47,6 +47,8 @@ pub struct Standing {
     pub role: Role,
     /// The last is-running check since the last start or stop: passed, failed, or none yet.
     pub healthy: Option<bool>,
+    /// keepserver is shutting down (followers let go now, before any stop-on-exit hook ends).
+    pub leaving: bool,
 }
 
 /// Which of the three hooks.
