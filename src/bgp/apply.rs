@@ -97,7 +97,10 @@ impl Bgpd {
         let saved = with_suffix(&self.config, "-failed");
         let (path, owned) = (tmp.clone(), text.to_string());
         blocking(move || write_synced(&path, &owned)).await?;
-        let check = self.check(&tmp).await?;
+        let check = match self.check(&tmp).await {
+            Ok(check) => check,
+            Err(e) => return Err(discard(&tmp, e).await),
+        };
         if !check.ok {
             moved(&tmp, &saved).await?;
             return Err(BgpError::Rejected {
@@ -108,9 +111,14 @@ impl Bgpd {
                     .replace(tmp.to_string_lossy().as_ref(), &saved.to_string_lossy()),
             });
         }
-        if let Err(e) = self.tell(&tmp, text, &saved).await {
-            moved(&tmp, &saved).await?;
-            return Err(e);
+        match self.tell(&tmp, text, &saved).await {
+            Ok(()) => {}
+            Err(e @ BgpError::NotApplied { .. }) => {
+                moved(&tmp, &saved).await?;
+                return Err(e);
+            }
+            // bgpd could not be asked: nothing is wrong with the file.
+            Err(e) => return Err(discard(&tmp, e).await),
         }
         moved(&tmp, &self.config).await?;
         self.in_force = Some(text.to_string());
@@ -264,6 +272,14 @@ async fn blocking(
         })?
 }
 
+/// Removes the temporary file `tmp` after `error`, which is returned.
+async fn discard(tmp: &Path, error: BgpError) -> BgpError {
+    if let Err(e) = tokio::fs::remove_file(tmp).await {
+        debug!("cannot remove {} error=\"{e}\"", tmp.display());
+    }
+    error
+}
+
 /// [`rename_synced`], off the runtime's thread.
 async fn moved(from: &Path, to: &Path) -> Result<(), BgpError> {
     let (from, to) = (from.to_path_buf(), to.to_path_buf());
@@ -330,24 +346,26 @@ mod tests {
         assert!(!plain.iter().any(|a| a == "--bindir" || a == "--pathspace"));
     }
 
+    /// A bgpd in `dir` whose vtysh is the shell script `body` (a stand-in for FRR's).
+    fn with_fake_vtysh(dir: &Path, body: &str) -> Bgpd {
+        let vtysh = dir.join("vtysh");
+        fs::write(&vtysh, format!("#!/bin/sh\n{body}")).expect("write vtysh");
+        fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let mut b = bgpd(ApplyMethod::Vtysh, vtysh.to_str().expect("utf-8"), None);
+        b.config = dir.join("bgpd.conf");
+        b
+    }
+
     #[tokio::test]
     async fn a_refused_file_is_saved_beside_and_the_old_one_stays() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("bgpd.conf");
+        let mut b = with_fake_vtysh(
+            dir.path(),
+            "echo \"line 2: % Unknown command: $3\" >&2\nexit 2\n",
+        );
+        let config = b.config.clone();
         fs::write(&config, "old\n").expect("write old");
-        let checker = dir.path().join("vtysh");
-        fs::write(
-            &checker,
-            "#!/bin/sh\necho \"line 2: % Unknown command: $3\" >&2\nexit 2\n",
-        )
-        .expect("write checker");
-        fs::set_permissions(
-            &checker,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .expect("chmod");
-        let mut b = bgpd(ApplyMethod::Vtysh, checker.to_str().expect("utf-8"), None);
-        b.config = config.clone();
         let err = b.apply("new\n").await.expect_err("refused");
         let saved = with_suffix(&config, "-failed");
         assert!(matches!(&err, BgpError::Rejected { .. }), "{err}");
@@ -356,5 +374,46 @@ mod tests {
         assert_eq!(fs::read_to_string(&config).expect("read"), "old\n");
         assert_eq!(fs::read_to_string(&saved).expect("read"), "new\n");
         assert!(!with_suffix(&config, ".tmp").exists());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_bgpd_saves_nothing_aside() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut b = with_fake_vtysh(
+            dir.path(),
+            "[ \"$1\" = --dryrun ] && exit 0\necho 'Exiting: failed to connect to any daemons.'\nexit 1\n",
+        );
+        let err = b.apply("router bgp 1\n").await.expect_err("unreachable");
+        assert!(matches!(&err, BgpError::Query { .. }), "{err}");
+        assert!(err.to_string().contains("failed to connect"), "{err}");
+        for suffix in ["", ".tmp", "-failed"] {
+            assert!(!with_suffix(&b.config, suffix).exists(), "{suffix}");
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_difference_is_sent_and_an_unchanged_text_not_at_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sent = dir.path().join("sent");
+        let mut b = with_fake_vtysh(
+            dir.path(),
+            &format!(
+                "[ \"$1\" = --dryrun ] && exit 0\n\
+                 if [ \"$4\" = 'show running-config' ]; then\n\
+                 printf 'router bgp 65001\\n neighbor 198.51.100.2 remote-as 65000\\nexit\\n'\n\
+                 exit 0\nfi\necho \"$@\" >> {}\n",
+                sent.display()
+            ),
+        );
+        let text = "router bgp 65001\n neighbor 198.51.100.2 remote-as 65000\n \
+                    network 192.0.2.10/32\n!\n";
+        assert_eq!(b.apply(text).await.expect("applied"), Outcome::Applied);
+        assert_eq!(
+            fs::read_to_string(&sent).expect("sent"),
+            "-d bgpd -c configure terminal -c router bgp 65001 -c network 192.0.2.10/32 -c exit\n"
+        );
+        assert_eq!(fs::read_to_string(&b.config).expect("in place"), text);
+        assert_eq!(b.apply(text).await.expect("unchanged"), Outcome::Unchanged);
+        assert_eq!(fs::read_to_string(&sent).expect("sent").lines().count(), 1);
     }
 }

@@ -59,16 +59,6 @@ impl Loopback {
         }
     }
 
-    /// The interface's name.
-    pub fn name(&self) -> &Ifname {
-        &self.name
-    }
-
-    /// The prefixes keepserver added and has not removed yet.
-    pub fn added(&self) -> &BTreeSet<Prefix> {
-        &self.added
-    }
-
     /// Puts every prefix of `wanted` on the interface that is not there yet.
     pub async fn ensure(&mut self, wanted: &[Prefix]) -> Result<(), BgpError> {
         let (handle, index, present) = self.look().await?;

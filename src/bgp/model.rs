@@ -262,13 +262,6 @@ impl fmt::Display for Ifname {
 pub struct LogFile(PathBuf);
 
 impl LogFile {
-    /// The path.
-    pub fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl LogFile {
     /// A constant known to be valid (the defaults; the tests parse each of them).
     pub(crate) fn known(s: &'static str) -> Self {
         LogFile(PathBuf::from(s))
