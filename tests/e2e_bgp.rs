@@ -334,3 +334,45 @@ fn frr_reload_applies_without_resetting_the_session() {
         lab.report()
     );
 }
+
+#[test]
+fn every_rendering_passes_frrs_own_checker() {
+    if !bgp_available("bgp_dryrun") {
+        return;
+    }
+    let keepstart = "keepstart:\n  nic: eth0\n  vip: 192.0.2.10\n  start: s\n  stop: t\n";
+    let sections = [
+        "  local-as: 50235\n  router-id: 10.40.252.235\n  password: pass\n  \
+         redistribute-static: true\n  neighbors:\n    - {address: 10.40.252.2, remote-as: 60201}\n    \
+         - {address: 10.40.252.3, remote-as: 60201}\n",
+        "  local-as: 4200000001\n  router-id: 198.51.100.1\n  neighbors:\n    \
+         - {address: 198.51.100.2, remote-as: 65000}\n    - {address: '2001:db8:1::2', remote-as: 65000}\n  \
+         announce: [192.0.2.10/32, 203.0.113.0/24, '2001:db8::10/128', '2001:db8:100::/48']\n  \
+         route-map: to-upstream\n  prefix-list: vips\n  advertisement-interval: 5\n  \
+         redistribute-static: true\n",
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, section) in sections.iter().enumerate() {
+        let text = format!("{keepstart}bgp:\n  enabled: true\n{section}");
+        let bgp = keepserver::config::parse(&text, &dir.path().join("config.yaml"))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"))
+            .config
+            .bgp
+            .expect("enabled");
+        for announced in [&bgp.announce[..], &[]] {
+            let rendered = keepserver::bgp::render::render(&bgp, announced);
+            let file = dir
+                .path()
+                .join(format!("bgpd-{i}-{}.conf", announced.len()));
+            fs::write(&file, &rendered).expect("write");
+            let out = run(
+                std::process::Command::new("/usr/bin/vtysh")
+                    .arg("--dryrun")
+                    .arg("-f")
+                    .arg(&file),
+                Duration::from_secs(30),
+            );
+            assert!(out.ok(), "FRR refuses:\n{rendered}\n{out}");
+        }
+    }
+}
