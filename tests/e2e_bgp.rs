@@ -376,3 +376,31 @@ fn every_rendering_passes_frrs_own_checker() {
         }
     }
 }
+
+#[test]
+fn a_restarted_keepserver_removes_what_a_killed_one_added() {
+    let Some(mut lab) = BgpLab::start("bgp_restart", LabSpec::default()) else {
+        return;
+    };
+    let record = lab.ws.path("bgpd.conf.loopback");
+    lab.add_vip();
+    lab.wait("announced", WITHIN, || lab.router_has(PREFIX));
+    assert_eq!(lab.ws.read("bgpd.conf.loopback"), format!("lo {PREFIX}\n"));
+    lab.daemon().signal(Signal::SIGKILL);
+    assert!(lab.daemon().wait_exit(DEADLINE).is_some(), "killed");
+    assert!(lab.on_loopback(PREFIX) && record.exists());
+
+    lab.del_vip();
+    lab.start_keepserver();
+    lab.wait("the restarted keepserver withdraws", WITHIN, || {
+        !lab.router_has(PREFIX)
+    });
+    lab.wait("and removes what the killed one added", WITHIN, || {
+        !lab.on_loopback(PREFIX)
+    });
+    assert!(
+        !record.exists(),
+        "nothing left to remember\n{}",
+        lab.report()
+    );
+}

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use super::apply::{Bgpd, Outcome};
 use super::error::BgpError;
+use super::files::with_suffix;
 use super::loopback::Loopback;
 use super::model::Prefix;
 use super::render::render;
@@ -104,7 +105,9 @@ impl Announcer {
     fn new(bgp: Option<Bgp>) -> Self {
         Announcer {
             bgpd: bgp.as_ref().map(Bgpd::new),
-            loopback: bgp.as_ref().map(|b| Loopback::new(b.loopback.clone())),
+            loopback: bgp
+                .as_ref()
+                .map(|b| Loopback::new(b.loopback.clone(), with_suffix(&b.config, ".loopback"))),
             bgp,
             announced: None,
         }

@@ -18,8 +18,6 @@
 //! brought back in line.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -29,6 +27,7 @@ use tokio::process::Command;
 
 use super::diff;
 use super::error::{BgpError, quote_output};
+use super::files::{self, with_suffix};
 use super::model::ApplyMethod;
 use crate::config::Bgp;
 
@@ -95,14 +94,13 @@ impl Bgpd {
         let began = Instant::now();
         let tmp = with_suffix(&self.config, ".tmp");
         let saved = with_suffix(&self.config, "-failed");
-        let (path, owned) = (tmp.clone(), text.to_string());
-        blocking(move || write_synced(&path, &owned)).await?;
+        files::write(&tmp, text).await?;
         let check = match self.check(&tmp).await {
             Ok(check) => check,
-            Err(e) => return Err(discard(&tmp, e).await),
+            Err(e) => return Err(files::discard(&tmp, e).await),
         };
         if !check.ok {
-            moved(&tmp, &saved).await?;
+            files::rename(&tmp, &saved).await?;
             return Err(BgpError::Rejected {
                 command: check.command,
                 saved: saved.clone(),
@@ -114,13 +112,13 @@ impl Bgpd {
         match self.tell(&tmp, text, &saved).await {
             Ok(()) => {}
             Err(e @ BgpError::NotApplied { .. }) => {
-                moved(&tmp, &saved).await?;
+                files::rename(&tmp, &saved).await?;
                 return Err(e);
             }
             // bgpd could not be asked: nothing is wrong with the file.
-            Err(e) => return Err(discard(&tmp, e).await),
+            Err(e) => return Err(files::discard(&tmp, e).await),
         }
-        moved(&tmp, &self.config).await?;
+        files::rename(&tmp, &self.config).await?;
         self.in_force = Some(text.to_string());
         info!(
             "bgp configuration applied config={} method={} ms={}",
@@ -252,69 +250,10 @@ async fn run<S: AsRef<OsStr>>(program: &Path, args: &[S]) -> Result<Ran, BgpErro
     })
 }
 
-/// `path` with `suffix` appended to its file name.
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = OsString::from(path.as_os_str());
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
-/// Runs file work off the runtime's one thread: an fsync on a busy disk must not hold up the
-/// VIP watcher or the hooks.
-async fn blocking(
-    work: impl FnOnce() -> Result<(), BgpError> + Send + 'static,
-) -> Result<(), BgpError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| BgpError::Io {
-            action: "finish a file operation".to_string(),
-            source: std::io::Error::other(e),
-        })?
-}
-
-/// Removes the temporary file `tmp` after `error`, which is returned.
-async fn discard(tmp: &Path, error: BgpError) -> BgpError {
-    if let Err(e) = tokio::fs::remove_file(tmp).await {
-        debug!("cannot remove {} error=\"{e}\"", tmp.display());
-    }
-    error
-}
-
-/// [`rename_synced`], off the runtime's thread.
-async fn moved(from: &Path, to: &Path) -> Result<(), BgpError> {
-    let (from, to) = (from.to_path_buf(), to.to_path_buf());
-    blocking(move || rename_synced(&from, &to)).await
-}
-
-/// Creates the directory, writes `text` to `path` and fsyncs it.
-fn write_synced(path: &Path, text: &str) -> Result<(), BgpError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)
-            .map_err(BgpError::io(format!("create directory {}", dir.display())))?;
-    }
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(path)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()
-    };
-    write().map_err(BgpError::io(format!("write {}", path.display())))
-}
-
-/// Renames `from` over `to` and fsyncs the directory, so the rename survives a crash.
-fn rename_synced(from: &Path, to: &Path) -> Result<(), BgpError> {
-    let action = || format!("rename {} to {}", from.display(), to.display());
-    fs::rename(from, to).map_err(BgpError::io(action()))?;
-    let dir = to
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(BgpError::io(action()))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     fn bgpd(method: ApplyMethod, vtysh: &str, pathspace: Option<&str>) -> Bgpd {

@@ -3,11 +3,14 @@
 //! the node accepts the traffic the route draws), removed after it is withdrawn.
 //!
 //! It remembers which prefixes it added itself and only ever removes those: an address an
-//! operator (or keepalived) put on the loopback stays, whatever the announcer does. What to add
-//! and remove is decided by the pure [`plan`]; this module's shell only carries it out.
+//! operator (or keepalived) put on the loopback stays, whatever the announcer does. The memory is
+//! kept in a small file too (`<bgp.config>.loopback`, one `IFNAME PREFIX` per line, written after
+//! each add and remove), so a keepserver that was killed and restarted still removes what it had
+//! added. What to add and remove is decided by the pure [`plan`]; the shell only carries it out.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use futures::TryStreamExt;
 use log::{info, warn};
@@ -15,6 +18,7 @@ use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::Handle;
 
 use super::error::BgpError;
+use super::files;
 use super::model::{Ifname, Prefix};
 
 /// What to do on the loopback to carry `wanted`.
@@ -42,20 +46,73 @@ pub fn plan(wanted: &[Prefix], present: &BTreeSet<Prefix>, added: &BTreeSet<Pref
     }
 }
 
+/// The prefixes of interface `name` in the record `text`; lines for other interfaces and lines
+/// that do not parse (a hand-edited file) are left out.
+pub fn read_record(text: &str, name: &Ifname) -> BTreeSet<Prefix> {
+    text.lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(dev, _)| *dev == name.as_str())
+        .filter_map(|(_, prefix)| prefix.trim().parse().ok())
+        .collect()
+}
+
+/// The record of `added` on interface `name`.
+pub fn write_record(name: &Ifname, added: &BTreeSet<Prefix>) -> String {
+    added.iter().map(|p| format!("{name} {p}\n")).collect()
+}
+
 /// The loopback interface and the prefixes keepserver put on it.
 pub struct Loopback {
     name: Ifname,
     handle: Option<Handle>,
     added: BTreeSet<Prefix>,
+    record: PathBuf,
 }
 
 impl Loopback {
-    /// The interface `name`; the netlink connection is opened on first use.
-    pub fn new(name: Ifname) -> Self {
+    /// The interface `name`, with what `record` says keepserver added to it before; the netlink
+    /// connection is opened on first use.
+    pub fn new(name: Ifname, record: PathBuf) -> Self {
+        let added = match std::fs::read_to_string(&record) {
+            Ok(text) => read_record(&text, &name),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
+            Err(e) => {
+                warn!(
+                    "bgp cannot read {}, so no earlier loopback prefix will be removed: {e}",
+                    record.display()
+                );
+                BTreeSet::new()
+            }
+        };
+        if !added.is_empty() {
+            info!(
+                "bgp loopback prefixes added by an earlier keepserver dev={name} prefixes={}",
+                added
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+        }
         Loopback {
             name,
             handle: None,
-            added: BTreeSet::new(),
+            added,
+            record,
+        }
+    }
+
+    /// Writes the record (removes it when nothing is left).
+    async fn save(&self) -> Result<(), BgpError> {
+        if !self.added.is_empty() {
+            return files::replace(&self.record, &write_record(&self.name, &self.added)).await;
+        }
+        match tokio::fs::remove_file(&self.record).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BgpError::Io {
+                action: format!("remove {}", self.record.display()),
+                source: e,
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -74,6 +131,7 @@ impl Loopback {
                 "bgp prefix added to loopback prefix={prefix} dev={}",
                 self.name
             );
+            self.save().await?;
         }
         Ok(())
     }
@@ -85,8 +143,12 @@ impl Loopback {
         }
         let (handle, index, present) = self.look().await?;
         // Ours but already gone (removed by someone else): nothing left to remove.
+        let known = self.added.len();
         self.added
             .retain(|p| wanted.contains(p) || present.contains(p));
+        if self.added.len() != known {
+            self.save().await?;
+        }
         for prefix in plan(wanted, &present, &self.added).remove {
             let mut msg = AddressMessage::default();
             msg.header.family = if prefix.is_ipv4() {
@@ -115,6 +177,7 @@ impl Loopback {
                 "bgp prefix removed from loopback prefix={prefix} dev={}",
                 self.name
             );
+            self.save().await?;
         }
         Ok(())
     }
@@ -244,6 +307,18 @@ mod tests {
                 "wanted={wanted:?} present={present:?} added={added:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_record_keeps_this_interfaces_prefixes() {
+        let lo: Ifname = "lo".parse().unwrap();
+        let added = set(&["192.0.2.10/32", "2001:db8::10/128"]);
+        let text = write_record(&lo, &added);
+        assert_eq!(text, "lo 192.0.2.10/32\nlo 2001:db8::10/128\n");
+        assert_eq!(read_record(&text, &lo), added);
+        let mixed = format!("{text}eth9 198.51.100.7/32\nlo garbage\n\n");
+        assert_eq!(read_record(&mixed, &lo), added);
+        assert!(read_record(&mixed, &"eth0".parse().unwrap()).is_empty());
     }
 
     #[test]

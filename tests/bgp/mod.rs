@@ -321,7 +321,9 @@ pub struct LabSpec {
 /// One test's world. Field order is drop order: keepserver, the FRR instances, the namespaces
 /// (and every process left in them), then the files.
 pub struct BgpLab {
-    daemon: Option<Daemon>,
+    /// Every keepserver started (a killed one's guard is kept: dropping it would clear the
+    /// namespace), the running one last.
+    daemons: Vec<Daemon>,
     /// The node's FRR, driven by keepserver.
     pub node_frr: Frr,
     /// The router's FRR, the BGP peer.
@@ -383,7 +385,7 @@ impl BgpLab {
         let node_frr = Frr::start(&node, "n", NODE_DEBUG);
         let ws = Workspace::with_config_text(|_| String::new(), false, "server.pid");
         let lab = BgpLab {
-            daemon: None,
+            daemons: Vec::new(),
             node_frr,
             router_frr,
             node,
@@ -417,12 +419,12 @@ impl BgpLab {
 
     /// Starts keepserver in the node namespace and waits until it answers `status`.
     pub fn start_keepserver(&mut self) {
-        self.daemon = Some(Daemon::start(&self.node, &self.ws));
+        self.daemons.push(Daemon::start(&self.node, &self.ws));
     }
 
-    /// The running keepserver.
+    /// The keepserver started last.
     pub fn daemon(&mut self) -> &mut Daemon {
-        self.daemon.as_mut().expect("keepserver was started")
+        self.daemons.last_mut().expect("keepserver was started")
     }
 
     /// Waits until the router has the session with the node up.
