@@ -14,8 +14,8 @@
 //!   keepserver renders.
 //!
 //! Nothing is written or told when the text equals the last one applied. The first apply after
-//! keepserver starts always goes through, so a bgpd left announcing by a crashed keepserver is
-//! brought back in line.
+//! keepserver starts always tells bgpd, so a bgpd left announcing by a crashed keepserver is
+//! brought back in line; when the owned file already holds that text, it is not rewritten.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -92,6 +92,30 @@ impl Bgpd {
             return Ok(Outcome::Unchanged);
         }
         let began = Instant::now();
+        if self.in_force.is_none() && self.on_disk().await.as_deref() == Some(text) {
+            // keepserver's own file from before a restart: bgpd is told, nothing is rewritten.
+            self.tell(&self.config, text, None).await?;
+        } else {
+            self.install(text).await?;
+        }
+        self.in_force = Some(text.to_string());
+        info!(
+            "bgp configuration applied config={} method={} ms={}",
+            self.config.display(),
+            self.method,
+            began.elapsed().as_millis()
+        );
+        Ok(Outcome::Applied)
+    }
+
+    /// The owned file's content, if it can be read.
+    async fn on_disk(&self) -> Option<String> {
+        tokio::fs::read_to_string(&self.config).await.ok()
+    }
+
+    /// Writes `text` beside the owned file, checks it, tells bgpd, and renames it into place;
+    /// a file FRR refuses is saved as `<config>-failed` instead.
+    async fn install(&self, text: &str) -> Result<(), BgpError> {
         let tmp = with_suffix(&self.config, ".tmp");
         let saved = with_suffix(&self.config, "-failed");
         files::write(&tmp, text).await?;
@@ -109,24 +133,15 @@ impl Bgpd {
                     .replace(tmp.to_string_lossy().as_ref(), &saved.to_string_lossy()),
             });
         }
-        match self.tell(&tmp, text, &saved).await {
-            Ok(()) => {}
+        match self.tell(&tmp, text, Some(&saved)).await {
+            Ok(()) => files::rename(&tmp, &self.config).await,
             Err(e @ BgpError::NotApplied { .. }) => {
                 files::rename(&tmp, &saved).await?;
-                return Err(e);
+                Err(e)
             }
             // bgpd could not be asked: nothing is wrong with the file.
-            Err(e) => return Err(files::discard(&tmp, e).await),
+            Err(e) => Err(files::discard(&tmp, e).await),
         }
-        files::rename(&tmp, &self.config).await?;
-        self.in_force = Some(text.to_string());
-        info!(
-            "bgp configuration applied config={} method={} ms={}",
-            self.config.display(),
-            self.method,
-            began.elapsed().as_millis()
-        );
-        Ok(Outcome::Applied)
     }
 
     /// `vtysh --dryrun -f FILE`.
@@ -137,11 +152,11 @@ impl Bgpd {
 
     /// Tells the running bgpd about `file` (whose content is `text`): with vtysh, the commands
     /// that make its running configuration the file's; with frr-reload, the file.
-    async fn tell(&self, file: &Path, text: &str, saved: &Path) -> Result<(), BgpError> {
+    async fn tell(&self, file: &Path, text: &str, saved: Option<&Path>) -> Result<(), BgpError> {
         let failed = |ran: Ran| BgpError::NotApplied {
             command: ran.command,
             status: ran.status,
-            saved: saved.to_path_buf(),
+            saved: saved.map(Path::to_path_buf),
             output: ran.output,
         };
         match self.method {
@@ -354,5 +369,19 @@ mod tests {
         assert_eq!(fs::read_to_string(&b.config).expect("in place"), text);
         assert_eq!(b.apply(text).await.expect("unchanged"), Outcome::Unchanged);
         assert_eq!(fs::read_to_string(&sent).expect("sent").lines().count(), 1);
+
+        // After a restart bgpd is asked again, but the file holding the text is not rewritten.
+        let written = fs::metadata(&b.config)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        b.in_force = None;
+        // Not synchronisation: a rewrite now would get a later mtime.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(b.apply(text).await.expect("told"), Outcome::Applied);
+        assert_eq!(fs::read_to_string(&sent).expect("sent").lines().count(), 2);
+        let kept = fs::metadata(&b.config)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        assert_eq!(kept, written);
     }
 }

@@ -49,16 +49,16 @@ pub enum BgpError {
     },
     /// The running bgpd did not take the configuration.
     #[error(
-        "`{command}` failed ({status}; the file in force is unchanged, this one is saved as {}): {output}",
-        saved.display()
+        "`{command}` failed ({status}; the file in force is unchanged{}): {output}",
+        saved.as_ref().map_or_else(String::new, |s| format!(", this one is saved as {}", s.display()))
     )]
     NotApplied {
         /// The apply command line.
         command: String,
         /// How it ended.
         status: String,
-        /// Where the file was saved (`<config>-failed`).
-        saved: PathBuf,
+        /// Where the file was saved (`<config>-failed`); `None` when it is the file in place.
+        saved: Option<PathBuf>,
         /// FRR's output.
         output: String,
     },
