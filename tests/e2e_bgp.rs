@@ -97,6 +97,10 @@ fn announces_while_master_withdraws_on_slave_and_on_exit() {
             "the prefix is on lo\n{}",
             lab.report()
         );
+        // bgpd has it; keepserver then puts the file in place and logs.
+        lab.wait("the announcement is complete", WITHIN, || {
+            lab.log().matches("bgp announcing").count() == round
+        });
         let text = fs::read_to_string(&conf).expect("bgpd.conf");
         assert!(text.contains(&format!(" network {PREFIX}\n")), "{text}");
 
@@ -188,6 +192,9 @@ fn is_running_gates_the_announcement() {
         Duration::from_secs(10),
         || lab.router_has(PREFIX),
     );
+    lab.wait("the announcement is logged", WITHIN, || {
+        lab.log().contains("bgp announcing")
+    });
     let log = lab.log();
     let passed = log
         .lines()
@@ -385,7 +392,9 @@ fn a_restarted_keepserver_removes_what_a_killed_one_added() {
     let record = lab.ws.path("bgpd.conf.loopback");
     lab.add_vip();
     lab.wait("announced", WITHIN, || lab.router_has(PREFIX));
-    assert_eq!(lab.ws.read("bgpd.conf.loopback"), format!("lo {PREFIX}\n"));
+    lab.wait("the added prefix is recorded", WITHIN, || {
+        lab.ws.read("bgpd.conf.loopback") == format!("lo {PREFIX}\n")
+    });
     lab.daemon().signal(Signal::SIGKILL);
     assert!(lab.daemon().wait_exit(DEADLINE).is_some(), "killed");
     assert!(lab.on_loopback(PREFIX) && record.exists());

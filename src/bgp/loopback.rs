@@ -4,9 +4,11 @@
 //!
 //! It remembers which prefixes it added itself and only ever removes those: an address an
 //! operator (or keepalived) put on the loopback stays, whatever the announcer does. The memory is
-//! kept in a small file too (`<bgp.config>.loopback`, one `IFNAME PREFIX` per line, written after
-//! each add and remove), so a keepserver that was killed and restarted still removes what it had
-//! added. What to add and remove is decided by the pure [`plan`]; the shell only carries it out.
+//! kept in a small file too (`<bgp.config>.loopback`, one `IFNAME PREFIX` per line), so a
+//! keepserver that was killed and restarted still removes what it had added. The file is written
+//! by [`Loopback::release`], the last step, so its fsync is not on the way of an announcement; a
+//! crash before it only leaves an added prefix unrecorded (not removed later), never a foreign
+//! one recorded. What to add and remove is decided by the pure [`plan`]; the shell only carries it out.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -67,6 +69,8 @@ pub struct Loopback {
     handle: Option<Handle>,
     added: BTreeSet<Prefix>,
     record: PathBuf,
+    /// What the record file says.
+    recorded: BTreeSet<Prefix>,
 }
 
 impl Loopback {
@@ -97,23 +101,32 @@ impl Loopback {
         Loopback {
             name,
             handle: None,
+            recorded: added.clone(),
             added,
             record,
         }
     }
 
-    /// Writes the record (removes it when nothing is left).
-    async fn save(&self) -> Result<(), BgpError> {
-        if !self.added.is_empty() {
-            return files::replace(&self.record, &write_record(&self.name, &self.added)).await;
+    /// Writes the record when it differs from what was added (removes it when nothing is left).
+    async fn save(&mut self) -> Result<(), BgpError> {
+        if self.recorded == self.added {
+            return Ok(());
         }
-        match tokio::fs::remove_file(&self.record).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BgpError::Io {
-                action: format!("remove {}", self.record.display()),
-                source: e,
-            }),
-            _ => Ok(()),
+        if self.added.is_empty() {
+            match tokio::fs::remove_file(&self.record).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(BgpError::Io {
+                        action: format!("remove {}", self.record.display()),
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+        } else {
+            files::replace(&self.record, &write_record(&self.name, &self.added)).await?;
         }
+        self.recorded = self.added.clone();
+        Ok(())
     }
 
     /// Puts every prefix of `wanted` on the interface that is not there yet.
@@ -131,24 +144,19 @@ impl Loopback {
                 "bgp prefix added to loopback prefix={prefix} dev={}",
                 self.name
             );
-            self.save().await?;
         }
         Ok(())
     }
 
-    /// Removes the prefixes keepserver added that are not in `wanted`.
+    /// Removes the prefixes keepserver added that are not in `wanted`, and records what is left.
     pub async fn release(&mut self, wanted: &[Prefix]) -> Result<(), BgpError> {
         if self.added.iter().all(|p| wanted.contains(p)) {
-            return Ok(());
+            return self.save().await;
         }
         let (handle, index, present) = self.look().await?;
         // Ours but already gone (removed by someone else): nothing left to remove.
-        let known = self.added.len();
         self.added
             .retain(|p| wanted.contains(p) || present.contains(p));
-        if self.added.len() != known {
-            self.save().await?;
-        }
         for prefix in plan(wanted, &present, &self.added).remove {
             let mut msg = AddressMessage::default();
             msg.header.family = if prefix.is_ipv4() {
@@ -177,9 +185,8 @@ impl Loopback {
                 "bgp prefix removed from loopback prefix={prefix} dev={}",
                 self.name
             );
-            self.save().await?;
         }
-        Ok(())
+        self.save().await
     }
 
     /// The connection, the interface's index and the prefixes on it now.

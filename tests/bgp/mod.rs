@@ -1,7 +1,7 @@
 //! Harness for the BGP announcer end-to-end tests: a [`BgpLab`] is two network namespaces joined
 //! by a veth pair (`bgp0` 198.51.100.1 in the node, `bgp1` 198.51.100.2 in the router). The
 //! router runs FRR's zebra and bgpd as the upstream peer (AS 65000); the node runs its own zebra
-//! and bgpd (AS 65001, started with an empty configuration) driven by the real keepserver, which
+//! and bgpd (AS 65001, started with update debugging only) configured by the real keepserver, which
 //! is MASTER while the VIP is on `ksv0`. Each FRR instance has its own pathspace
 //! (`/var/run/frr/<pathspace>/`: vty sockets, zserv socket, pid files, configs, logs) and no TCP
 //! vty. Guards remove it all on Drop, also on panic: keepserver, every process in both namespaces,
