@@ -151,6 +151,7 @@ pub fn plan_text(config: &Config) -> String {
     } else {
         let _ = writeln!(out, "Libra worker: disabled");
     }
+    bgp_plan(&mut out, config.bgp.as_ref());
     let _ = writeln!(
         out,
         "{} in {}; pidfile {}; control socket {}",
@@ -160,6 +161,40 @@ pub fn plan_text(config: &Config) -> String {
         app.control_socket.display()
     );
     out
+}
+
+/// The BGP announcer's line of the plan.
+fn bgp_plan(out: &mut String, bgp: Option<&crate::config::Bgp>) {
+    let Some(bgp) = bgp else {
+        let _ = writeln!(out, "BGP announcer: disabled");
+        return;
+    };
+    let join = |items: Vec<String>| items.join(", ");
+    let _ = writeln!(
+        out,
+        "BGP announcer: while MASTER{}, announce {} (on {}) from AS {} router-id {} to {}; \
+         bgpd.conf {} applied via {}{}",
+        if bgp.require_running {
+            " and the last is-running check passed"
+        } else {
+            ""
+        },
+        join(bgp.announce.iter().map(ToString::to_string).collect()),
+        bgp.loopback,
+        bgp.local_as,
+        bgp.router_id,
+        join(
+            bgp.neighbors
+                .iter()
+                .map(|n| format!("{} (AS {})", n.address, n.remote_as))
+                .collect()
+        ),
+        bgp.config.display(),
+        bgp.apply,
+        bgp.pathspace
+            .as_ref()
+            .map_or_else(String::new, |p| format!(" (FRR pathspace {p})"))
+    );
 }
 
 fn nic_name(nic: Option<&str>) -> String {

@@ -2,7 +2,9 @@
 //! ticker, signals, control socket, keepalived's notify FIFO, hook runner) feeding one channel
 //! into the loop that owns the [`Supervisor`], and the code that carries out its actions. Every
 //! keepalived event, from `keepserver notify` or the FIFO, is fed to the machine and then makes the
-//! watcher re-read the VIP at once.
+//! watcher re-read the VIP at once. Followers (the Libra worker, the BGP announcer) watch the role,
+//! or the role and health ([`Standing`]), and their config sections; closing those channels at
+//! exit tells them to wind down.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +16,8 @@ use signal_hook::iterator::Signals;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use crate::config::{self, Config, Keepstart, Libra};
+use crate::bgp;
+use crate::config::{self, Bgp, Config, Keepstart, Libra};
 use crate::control::{self, Incoming, Request};
 use crate::daemon::{Pidfile, Readiness};
 use crate::hooks;
@@ -22,7 +25,7 @@ use crate::keepalived::fifo::{Fifo, FifoError};
 use crate::keepalived::{KeepalivedEvent, Source};
 use crate::libra;
 use crate::logging;
-use crate::supervisor::{Action, Event, Role, Supervisor};
+use crate::supervisor::{Action, Event, Role, Standing, Supervisor};
 use crate::vip::watcher::{VipWatcher, Watch, WatchError};
 
 /// Why the daemon could not run.
@@ -98,6 +101,10 @@ struct Shell {
     role: watch::Sender<Role>,
     /// The `libra` section as the Libra worker sees it.
     libra: watch::Sender<Libra>,
+    /// The role and last health check as the BGP announcer sees them.
+    standing: watch::Sender<Standing>,
+    /// The `bgp` section as the BGP announcer sees it.
+    bgp: watch::Sender<Option<Bgp>>,
     followers: Vec<tokio::task::JoinHandle<()>>,
     /// Asks the VIP watcher for an immediate re-read.
     reread: Arc<Notify>,
@@ -126,7 +133,12 @@ impl Shell {
         let machine = Supervisor::new(ks.clone(), Role::from_vip(present), Instant::now());
         let (role, role_rx) = watch::channel(machine.role());
         let (libra, libra_rx) = watch::channel(config.libra.clone());
-        let followers = vec![tokio::spawn(libra::worker::follow(libra_rx, role_rx))];
+        let (standing, standing_rx) = watch::channel(machine.standing());
+        let (bgp, bgp_rx) = watch::channel(config.bgp.clone());
+        let followers = vec![
+            tokio::spawn(libra::worker::follow(libra_rx, role_rx)),
+            tokio::spawn(bgp::announcer::follow(bgp_rx, standing_rx)),
+        ];
         spawn_signals(tx.clone())?;
         let events = tx.clone();
         let reread = Arc::new(Notify::new());
@@ -161,6 +173,8 @@ impl Shell {
             reloads: 0,
             role,
             libra,
+            standing,
+            bgp,
             followers,
             reread,
             fifo,
@@ -179,7 +193,7 @@ impl Shell {
                 Input::Control(incoming) => self.answer(incoming),
                 Input::Keepalived(event) => self.keepalived(event, Source::Fifo),
             };
-            self.publish_role();
+            self.publish();
             if self.act(actions) {
                 break;
             }
@@ -187,12 +201,18 @@ impl Shell {
         self.finish().await;
     }
 
-    /// Tells followers about a role change.
-    fn publish_role(&self) {
+    /// Tells followers about a change of role or health.
+    fn publish(&self) {
         let now = self.machine.role();
         self.role.send_if_modified(|r| {
             let changed = *r != now;
             *r = now;
+            changed
+        });
+        let standing = self.machine.standing();
+        self.standing.send_if_modified(|s| {
+            let changed = *s != standing;
+            *s = standing;
             changed
         });
     }
@@ -203,6 +223,8 @@ impl Shell {
             machine,
             role,
             libra,
+            standing,
+            bgp,
             followers,
             fifo,
             ..
@@ -213,7 +235,7 @@ impl Shell {
             let _ = fifo.await;
         }
         // Closing the channels tells followers to wind down.
-        drop((role, libra));
+        drop((role, libra, standing, bgp));
         for follower in followers {
             if tokio::time::timeout(FOLLOWER_GRACE, follower)
                 .await
@@ -314,6 +336,12 @@ impl Shell {
         });
         self.config.libra = new.libra.clone();
         self.reload_fifo(new.keepalived_fifo);
+        self.bgp.send_if_modified(|b| {
+            let changed = *b != new.bgp;
+            *b = new.bgp.clone();
+            changed
+        });
+        self.config.bgp = new.bgp.clone();
         self.config.logging = new.logging;
         self.reloads += 1;
         self.machine

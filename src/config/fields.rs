@@ -76,6 +76,13 @@ impl<'a> SectionReader<'a> {
         value
     }
 
+    /// Reports a problem with a key that was left out (its default does not fit), at the
+    /// section's position.
+    pub fn refuse_default(&mut self, key: &str, message: String) {
+        let at = self.at;
+        self.problem(key, at, message);
+    }
+
     /// Ends the section: every key nobody asked for is reported as unknown.
     pub fn unknown_keys(self) -> Vec<KeyProblem> {
         let section = self.section;

@@ -6,6 +6,7 @@
 //! each value its line and column (`Spanned`), which lets us check every key and list every error,
 //! not just the first, and warn about unknown keys with their line.
 
+pub mod bgp;
 pub mod error;
 mod fields;
 pub mod libra;
@@ -20,6 +21,7 @@ use serde_saphyr::Spanned;
 pub use error::{ConfigError, KeyProblem, Position};
 use fields::{RawSection, SectionReader, boolean, cycles, position_of, seconds, text};
 
+pub use bgp::Bgp;
 pub use libra::{Endpoint, Libra, LibraHaproxy};
 
 use crate::vip::Vip;
@@ -80,6 +82,8 @@ pub struct Config {
     /// `keepstart.keepalived-fifo`, absolute: keepalived's `notify_fifo`, created and read by
     /// keepserver. Kept beside [`Keepstart`] because the role machine does not need it.
     pub keepalived_fifo: Option<PathBuf>,
+    /// The `bgp` section: the BGP announcer, `None` unless enabled.
+    pub bgp: Option<Bgp>,
     /// The `logging` section as written, for the logging module to translate.
     pub logging: Option<Value>,
 }
@@ -112,6 +116,7 @@ struct RawDoc {
     application: Option<Spanned<RawSection>>,
     keepstart: Option<Spanned<RawSection>>,
     libra: Option<Spanned<RawSection>>,
+    bgp: Option<Spanned<RawSection>>,
     logging: Option<Value>,
     #[serde(flatten)]
     other: BTreeMap<String, Value>,
@@ -173,6 +178,10 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
         &mut problems,
         &mut warnings,
     );
+    let (bgp_at, bgp_keys) = split(doc.bgp);
+    let mut b = SectionReader::new(file, "bgp", bgp_at, bgp_keys, &mut problems);
+    let bgp = bgp::read_bgp(&mut b, &application.workspace, keepstart.as_ref());
+    warnings.extend(b.unknown_keys());
     match keepstart {
         Some(keepstart) if problems.is_empty() => Ok(Loaded {
             config: Config {
@@ -181,6 +190,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
                 keepstart,
                 libra,
                 keepalived_fifo,
+                bgp,
                 logging: doc.logging.filter(|v| !v.is_null()),
             },
             warnings,

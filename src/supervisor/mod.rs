@@ -35,7 +35,7 @@ use log::{debug, info, warn};
 use crate::config::Keepstart;
 use crate::keepalived::{KeepalivedEvent, Source};
 pub use status::{HookStats, KeepalivedStats, KeepalivedView, Status, Transition};
-pub use types::{Action, Event, HookKind, HookOutcome, HookResult, HookRun, Role};
+pub use types::{Action, Event, HookKind, HookOutcome, HookResult, HookRun, Role, Standing};
 
 /// keepalived events kept for judging; only reached if VIP observations stopped arriving.
 const MAX_UNJUDGED: usize = 64;
@@ -48,6 +48,8 @@ pub struct Supervisor {
     role: Role,
     previous_role: Option<Role>,
     running: Option<bool>,
+    /// The last is-running outcome since the last start or stop finished.
+    checked: Option<bool>,
     in_flight: Option<HookKind>,
     /// is-running is due at the next chance.
     test_due: bool,
@@ -80,6 +82,7 @@ impl Supervisor {
             role,
             previous_role: None,
             running: None,
+            checked: None,
             in_flight: None,
             test_due: false,
             test_not_before: None,
@@ -148,6 +151,15 @@ impl Supervisor {
     /// The current role.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// The role and the last health check since the last start or stop, for followers.
+    pub fn standing(&self) -> Standing {
+        Standing {
+            role: self.role,
+            healthy: self.checked,
+            leaving: self.shutting_down,
+        }
     }
 
     /// The settings in force.
@@ -299,6 +311,8 @@ impl Supervisor {
         stats.last = Some((result, now));
         match kind {
             HookKind::Start | HookKind::Stop => {
+                // Whatever is-running said was about the service before this hook.
+                self.checked = None;
                 let wanted_running = kind == HookKind::Start;
                 if ok {
                     self.running = Some(wanted_running);
@@ -319,6 +333,7 @@ impl Supervisor {
             HookKind::IsRunning => {
                 self.test_due = false;
                 self.running = Some(ok);
+                self.checked = Some(ok);
                 match self.awaiting_confirmation.take() {
                     Some(HookKind::Start) if !ok => self.failed(HookKind::Start, now),
                     Some(HookKind::Stop) if ok => self.failed(HookKind::Stop, now),

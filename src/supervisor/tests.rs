@@ -606,3 +606,45 @@ fn shutdown_is_not_held_by_a_fault() {
     s.event(Event::Shutdown);
     assert!(s.exited);
 }
+
+#[test]
+fn standing_is_healthy_only_after_a_passing_check_since_the_last_start_or_stop() {
+    let mut s = Sim::new(settings(true), true);
+    let healthy = |s: &Sim| s.m.standing().healthy;
+    assert_eq!(healthy(&s), None, "nothing checked yet");
+    s.finish(HookOutcome::Exited(1), Duration::ZERO); // is-running: down
+    assert_eq!(healthy(&s), Some(false));
+    s.finish_ok(); // start
+    assert_eq!(healthy(&s), None, "started, not yet confirmed");
+    s.tick();
+    s.finish_ok(); // is-running confirms
+    assert_eq!(
+        s.m.standing(),
+        Standing {
+            role: Role::Master,
+            healthy: Some(true),
+            leaving: false
+        }
+    );
+    s.tick();
+    s.tick(); // force-test-cycle: is-running fails
+    assert_eq!(s.in_flight_kind(), Some(IsRunning));
+    s.finish(HookOutcome::Exited(1), Duration::ZERO);
+    assert_eq!(healthy(&s), Some(false));
+    assert_eq!(s.in_flight_kind(), Some(Start));
+    s.finish_ok(); // the restart
+    assert_eq!(healthy(&s), None);
+    s.vip(false);
+    assert_eq!(s.in_flight_kind(), Some(Stop));
+    s.finish_ok();
+    assert_eq!(
+        s.m.standing(),
+        Standing {
+            role: Role::Slave,
+            healthy: None,
+            leaving: false
+        }
+    );
+    s.event(Event::Shutdown);
+    assert!(s.m.standing().leaving);
+}

@@ -41,6 +41,17 @@ impl fmt::Display for Role {
     }
 }
 
+/// Where the node stands, as followers (the BGP announcer) see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// The role.
+    pub role: Role,
+    /// The last is-running check since the last start or stop: passed, failed, or none yet.
+    pub healthy: Option<bool>,
+    /// keepserver is shutting down (followers let go now, before any stop-on-exit hook ends).
+    pub leaving: bool,
+}
+
 /// Which of the three hooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum HookKind {

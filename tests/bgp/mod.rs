@@ -1,0 +1,526 @@
+//! Harness for the BGP announcer end-to-end tests: a [`BgpLab`] is two network namespaces joined
+//! by a veth pair (`bgp0` 198.51.100.1 in the node, `bgp1` 198.51.100.2 in the router). The
+//! router runs FRR's zebra and bgpd as the upstream peer (AS 65000); the node runs its own zebra
+//! and bgpd (AS 65001, started with update debugging only) configured by the real keepserver, which
+//! is MASTER while the VIP is on `ksv0`. Each FRR instance has its own pathspace
+//! (`/var/run/frr/<pathspace>/`: vty sockets, zserv socket, pid files, configs, logs) and no TCP
+//! vty. Guards remove it all on Drop, also on panic: keepserver, every process in both namespaces,
+//! the namespaces, the pathspace directories and the workspace.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// The VIP whose presence on `ksv0` makes the node MASTER.
+pub const VIP: &str = "192.0.2.10";
+/// The VIP as added to `ksv0`.
+pub const VIP_CIDR: &str = "192.0.2.10/24";
+/// What keepserver announces by default: the VIP as a host prefix.
+pub const PREFIX: &str = "192.0.2.10/32";
+/// The node's end of the BGP link.
+pub const NODE_ADDR: &str = "198.51.100.1";
+/// The router's end of the BGP link.
+pub const ROUTER_ADDR: &str = "198.51.100.2";
+/// The node's AS.
+pub const NODE_AS: u32 = 65001;
+/// The router's AS.
+pub const ROUTER_AS: u32 = 65000;
+/// What the issue allows between a change and its effect at the peer.
+pub const WITHIN: Duration = Duration::from_secs(5);
+/// How long the BGP session may take to come up.
+const SESSION_DEADLINE: Duration = Duration::from_secs(30);
+/// FRR's daemons.
+const FRR_DIR: &str = "/usr/lib/frr";
+/// vtysh.
+const VTYSH: &str = "/usr/bin/vtysh";
+/// Where FRR keeps a pathspace's sockets and pid files.
+const FRR_RUN: &str = "/var/run/frr";
+/// The node bgpd's startup configuration: debugging only; keepserver configures the rest.
+const NODE_DEBUG: &str = "debug bgp updates\ndebug bgp zebra\ndebug bgp nht\n";
+/// Longest a vtysh or setup command may run.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------------
+// Prerequisites
+
+/// Whether the BGP e2e tests can run here: root and `ip netns` (as every e2e test), plus FRR
+/// (Debian `frr` and `frr-pythontools`, installed with apt-get when missing). Where tests must
+/// run (`CI`, `KEEPSERVER_E2E_REQUIRED`) a missing prerequisite fails the test; elsewhere it
+/// prints a SKIP line.
+pub fn bgp_available(test: &str) -> bool {
+    if !e2e_available(test) {
+        return false;
+    }
+    static TOOLS: OnceLock<Result<(), String>> = OnceLock::new();
+    match TOOLS.get_or_init(ensure_frr) {
+        Ok(()) => true,
+        Err(reason) => {
+            let required = ["CI", "KEEPSERVER_E2E_REQUIRED"]
+                .iter()
+                .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+            assert!(
+                !required,
+                "{test}: BGP e2e tests are required here but cannot run: {reason}"
+            );
+            let line = format!("SKIP {test}: {reason}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            false
+        }
+    }
+}
+
+fn frr_present() -> bool {
+    Path::new(&format!("{FRR_DIR}/bgpd")).exists()
+        && Path::new(&format!("{FRR_DIR}/zebra")).exists()
+        && Path::new(VTYSH).exists()
+        && Path::new(&format!("{FRR_DIR}/frr-reload.py")).exists()
+}
+
+/// Installs FRR when missing; an error says what could not be had.
+fn ensure_frr() -> Result<(), String> {
+    if !frr_present() {
+        let install = Duration::from_secs(600);
+        let update = run(Command::new("apt-get").args(["update", "-qq"]), install);
+        let out = run(
+            Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(["frr", "frr-pythontools"]),
+            install,
+        );
+        if !frr_present() {
+            return Err(format!("cannot install frr:\n{update}\n{out}"));
+        }
+    }
+    let id = run(Command::new("id").arg("frr"), COMMAND_TIMEOUT);
+    if !id.ok() {
+        return Err(format!("FRR's user `frr` is missing:\n{id}"));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// FRR instances
+
+static PATHSPACES: AtomicUsize = AtomicUsize::new(0);
+
+/// One FRR instance (zebra + bgpd) in a namespace, in its own pathspace. Drop kills both (by
+/// pid, while they still run in the namespace) and removes the pathspace directory.
+pub struct Frr {
+    /// The pathspace (`-N`).
+    pub pathspace: String,
+    /// `/var/run/frr/<pathspace>`: sockets, pid files, configs and logs.
+    pub dir: PathBuf,
+    ns: String,
+    /// zebra and bgpd (`ip netns exec` execs into them, so these are the daemons).
+    children: Vec<Child>,
+}
+
+impl Frr {
+    /// Starts zebra and bgpd in `ns` with `bgpd_conf` as bgpd's startup configuration and waits
+    /// until both answer on their vty sockets.
+    pub fn start(ns: &Netns, role: &str, bgpd_conf: &str) -> Frr {
+        sweep_stale_pathspaces();
+        let n = PATHSPACES.fetch_add(1, Ordering::SeqCst);
+        let pathspace = format!("ks{}-{n}{role}", std::process::id());
+        let dir = PathBuf::from(FRR_RUN).join(&pathspace);
+        let mut frr = Frr {
+            pathspace,
+            dir: dir.clone(),
+            ns: ns.name().to_string(),
+            children: Vec::new(),
+        };
+        fs::create_dir_all(&dir).expect("create the pathspace directory");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod pathspace");
+        frr.write("zebra.conf", &format!("hostname {role}\n"));
+        frr.write("bgpd.conf", bgpd_conf);
+        let chown = run(
+            Command::new("chown").args(["-R", "frr:frr"]).arg(&dir),
+            COMMAND_TIMEOUT,
+        );
+        assert!(chown.ok(), "cannot hand the pathspace to frr:\n{chown}");
+        for daemon in ["zebra", "bgpd"] {
+            let binary = format!("{FRR_DIR}/{daemon}");
+            let conf = frr.path(&format!("{daemon}.conf"));
+            let pid = frr.path(&format!("{daemon}.pid"));
+            let log = format!(
+                "file:{}",
+                frr.path(&format!("{daemon}-startup.log")).display()
+            );
+            let args = [
+                binary.as_str(),
+                "-N",
+                &frr.pathspace,
+                "-f",
+                &conf.display().to_string(),
+                "-i",
+                &pid.display().to_string(),
+                "-P",
+                "0",
+                "--log",
+                &log,
+            ];
+            let child = ns.spawn(&args, &frr.path(&format!("{daemon}.out")));
+            frr.children.push(child);
+            let socket = frr.path(&format!("{daemon}.vty"));
+            assert!(
+                wait_for(|| socket.exists(), Duration::from_secs(20)),
+                "{daemon} did not open {}:\n{}",
+                socket.display(),
+                frr.report()
+            );
+        }
+        frr
+    }
+
+    /// A file in the pathspace directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        let path = self.path(name);
+        fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+
+    /// `vtysh -N PATHSPACE -c COMMAND` inside the namespace.
+    pub fn vtysh(&self, command: &str) -> CmdOutput {
+        run(
+            Command::new("ip").args([
+                "netns",
+                "exec",
+                &self.ns,
+                VTYSH,
+                "-N",
+                &self.pathspace,
+                "-c",
+                command,
+            ]),
+            COMMAND_TIMEOUT,
+        )
+    }
+
+    /// The IPv4 unicast routes bgpd holds (`show ip bgp json`), by prefix.
+    pub fn routes(&self) -> Value {
+        let out = self.vtysh("show ip bgp json");
+        let json: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+        json["routes"].clone()
+    }
+
+    /// Whether bgpd holds a route for `prefix`.
+    pub fn has_route(&self, prefix: &str) -> bool {
+        self.routes().get(prefix).is_some()
+    }
+
+    /// The state of the session with `neighbor` (`Established` when up).
+    pub fn session_state(&self, neighbor: &str) -> String {
+        let out = self.vtysh(&format!("show bgp neighbors {neighbor} json"));
+        let json: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+        json[neighbor]["bgpState"]
+            .as_str()
+            .unwrap_or("none")
+            .to_string()
+    }
+
+    /// How often the session with `neighbor` has been established.
+    pub fn established_count(&self, neighbor: &str) -> u64 {
+        let out = self.vtysh(&format!("show bgp neighbors {neighbor} json"));
+        let json: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+        json[neighbor]["connectionsEstablished"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// The instance's logs and running configuration, for failure messages.
+    pub fn report(&self) -> String {
+        let mut r = String::new();
+        for name in [
+            "zebra.out",
+            "bgpd.out",
+            "zebra-startup.log",
+            "bgpd-startup.log",
+            "bgpd.log",
+        ] {
+            let text = fs::read_to_string(self.path(name)).unwrap_or_default();
+            if !text.is_empty() {
+                let _ = writeln!(r, "=== {} {name} ===\n{}", self.pathspace, tail(&text, 30));
+            }
+        }
+        if self.path("bgpd.vty").exists() {
+            for command in ["show running-config", "show ip bgp", "show bgp neighbors"] {
+                let _ = writeln!(
+                    r,
+                    "=== {} {command} ===\n{}",
+                    self.pathspace,
+                    self.vtysh(command).stdout
+                );
+            }
+        }
+        r
+    }
+}
+
+impl Drop for Frr {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes pathspaces left by earlier test processes that were killed before their guards ran
+/// (their daemons died with their namespaces' sweep).
+fn sweep_stale_pathspaces() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(entries) = fs::read_dir(FRR_RUN) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("ks")
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<i32>().ok());
+            if let Some(pid) = pid
+                && pid != std::process::id() as i32
+                && !pid_alive(pid)
+            {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lab
+
+/// How a lab is set up.
+#[derive(Debug, Clone, Default)]
+pub struct LabSpec {
+    /// The workspace hook script as `keepstart.is-running`.
+    pub is_running: bool,
+    /// `bgp.require-running: true` (needs `is_running`).
+    pub require_running: bool,
+    /// Extra lines for the `bgp` section (two-space indented).
+    pub extra_bgp: String,
+}
+
+/// One test's world. Field order is drop order: keepserver, the FRR instances, the namespaces
+/// (and every process left in them), then the files.
+pub struct BgpLab {
+    /// Every keepserver started (a killed one's guard is kept: dropping it would clear the
+    /// namespace), the running one last.
+    daemons: Vec<Daemon>,
+    /// The node's FRR, driven by keepserver.
+    pub node_frr: Frr,
+    /// The router's FRR, the BGP peer.
+    pub router_frr: Frr,
+    /// The node namespace: `ksv0` (the VIP's NIC), `lo` (the announced prefixes), `bgp0`.
+    pub node: Netns,
+    /// The router namespace: `bgp1`.
+    router: Netns,
+    /// keepserver's workspace.
+    pub ws: Workspace,
+}
+
+impl BgpLab {
+    /// Namespaces, both FRR instances, config and keepserver (SLAVE: no VIP yet); returns once
+    /// the BGP session is up. `None` where the tests cannot run (after a SKIP line).
+    pub fn start(test: &str, spec: LabSpec) -> Option<BgpLab> {
+        let mut lab = Self::prepare(test, &spec)?;
+        lab.start_keepserver();
+        lab.wait_session();
+        Some(lab)
+    }
+
+    /// Everything but keepserver: the namespaces, both FRR instances and the config.
+    pub fn prepare(test: &str, spec: &LabSpec) -> Option<BgpLab> {
+        if !bgp_available(test) {
+            return None;
+        }
+        let node = Netns::new(test)?;
+        let router = Netns::bare(test)?;
+        let link = run(
+            Command::new("ip").args([
+                "link",
+                "add",
+                "bgp0",
+                "netns",
+                node.name(),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "bgp1",
+                "netns",
+                router.name(),
+            ]),
+            COMMAND_TIMEOUT,
+        );
+        assert!(link.ok(), "cannot create the BGP link:\n{link}");
+        node.ip(&["addr", "add", &format!("{NODE_ADDR}/24"), "dev", "bgp0"]);
+        router.ip(&["addr", "add", &format!("{ROUTER_ADDR}/24"), "dev", "bgp1"]);
+        node.ip(&["link", "set", "bgp0", "up"]);
+        router.ip(&["link", "set", "bgp1", "up"]);
+        let router_conf = format!(
+            "hostname router\nrouter bgp {ROUTER_AS}\n bgp router-id {ROUTER_ADDR}\n \
+             no bgp ebgp-requires-policy\n neighbor {NODE_ADDR} remote-as {NODE_AS}\n \
+             neighbor {NODE_ADDR} timers connect 1\n neighbor {NODE_ADDR} advertisement-interval 0\n"
+        );
+        let router_frr = Frr::start(&router, "r", &router_conf);
+        // Update and nexthop debugging: the node's bgpd.log then tells why a route did (not) go out.
+        let node_frr = Frr::start(&node, "n", NODE_DEBUG);
+        let ws = Workspace::with_config_text(|_| String::new(), false, "server.pid");
+        let lab = BgpLab {
+            daemons: Vec::new(),
+            node_frr,
+            router_frr,
+            node,
+            router,
+            ws,
+        };
+        lab.write_config(spec);
+        Some(lab)
+    }
+
+    /// Writes config.yaml for `spec`.
+    pub fn write_config(&self, spec: &LabSpec) {
+        let mut keepstart = ConfigSpec::new(VIP).force_test_cycle(5);
+        if spec.is_running {
+            keepstart = keepstart.with_is_running();
+        }
+        let mut text = keepstart.render(self.ws.dir());
+        let _ = write!(
+            text,
+            "bgp:\n  enabled: true\n  local-as: {NODE_AS}\n  router-id: {NODE_ADDR}\n  \
+             neighbors:\n    - {{address: {ROUTER_ADDR}, remote-as: {ROUTER_AS}}}\n  \
+             hostname: node\n  password: e2e-secret\n  vtysh: {VTYSH}\n  pathspace: {}\n  \
+             log-file: {}\n  require-running: {}\n{}",
+            self.node_frr.pathspace,
+            self.node_frr.path("bgpd.log").display(),
+            spec.require_running,
+            spec.extra_bgp
+        );
+        self.ws.write("config.yaml", &text);
+    }
+
+    /// Starts keepserver in the node namespace and waits until it answers `status`.
+    pub fn start_keepserver(&mut self) {
+        self.daemons.push(Daemon::start(&self.node, &self.ws));
+    }
+
+    /// The keepserver started last.
+    pub fn daemon(&mut self) -> &mut Daemon {
+        self.daemons.last_mut().expect("keepserver was started")
+    }
+
+    /// Waits until the router has the session with the node up.
+    pub fn wait_session(&self) {
+        self.wait("the BGP session is established", SESSION_DEADLINE, || {
+            self.router_frr.session_state(NODE_ADDR) == "Established"
+        });
+    }
+
+    /// Puts the VIP on `ksv0` (MASTER).
+    pub fn add_vip(&self) {
+        self.node.add_addr(VIP_CIDR);
+    }
+
+    /// Takes the VIP off `ksv0` (SLAVE).
+    pub fn del_vip(&self) {
+        self.node.del_addr(VIP_CIDR);
+    }
+
+    /// Whether the router has received `prefix`.
+    pub fn router_has(&self, prefix: &str) -> bool {
+        self.router_frr.has_route(prefix)
+    }
+
+    /// Whether `prefix` is on the node's loopback.
+    pub fn on_loopback(&self, prefix: &str) -> bool {
+        let out = self.node.try_ip(&["-o", "addr", "show", "dev", "lo"]);
+        out.stdout.split_whitespace().any(|w| w == prefix)
+    }
+
+    /// The bgpd.conf keepserver owns.
+    pub fn bgpd_conf(&self) -> PathBuf {
+        self.ws.path("bgpd.conf")
+    }
+
+    /// keepserver's log (its foreground output).
+    pub fn log(&self) -> String {
+        self.ws.read("daemon.out")
+    }
+
+    /// How many times keepserver has applied a configuration to bgpd.
+    pub fn applies(&self) -> usize {
+        self.log().matches("bgp configuration applied").count()
+    }
+
+    /// Polls `cond` until `deadline`; panics with everything the lab holds.
+    pub fn wait(&self, what: &str, deadline: Duration, cond: impl FnMut() -> bool) {
+        if !wait_for(cond, deadline) {
+            panic!(
+                "timed out after {deadline:?} waiting for: {what}\n{}",
+                self.report()
+            );
+        }
+    }
+
+    /// Polls `cond` until it has held at every poll for `window`, within `deadline` (the flaps'
+    /// last effects may still be on their way when it first holds).
+    pub fn wait_stable(
+        &self,
+        what: &str,
+        deadline: Duration,
+        window: Duration,
+        mut cond: impl FnMut() -> bool,
+    ) {
+        let mut since: Option<std::time::Instant> = None;
+        self.wait(what, deadline + window, || {
+            if !cond() {
+                since = None;
+                return false;
+            }
+            since.get_or_insert_with(std::time::Instant::now).elapsed() >= window
+        });
+    }
+
+    /// Asserts `cond` holds at every poll for `period`.
+    pub fn holds(&self, what: &str, period: Duration, mut cond: impl FnMut() -> bool) {
+        let end = std::time::Instant::now() + period;
+        while std::time::Instant::now() < end {
+            assert!(
+                cond(),
+                "expected to hold for {period:?}: {what}\n{}",
+                self.report()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// keepserver's workspace report, both FRR instances' and the router's kernel routes.
+    pub fn report(&self) -> String {
+        format!(
+            "{}\n=== bgpd.conf ===\n{}\n{}{}=== router kernel routes ===\n{}",
+            self.ws.report(),
+            self.ws.read("bgpd.conf"),
+            self.node_frr.report(),
+            self.router_frr.report(),
+            self.router.try_ip(&["route", "show"]).stdout
+        )
+    }
+}
