@@ -38,8 +38,11 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "keepserver")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (REPO, delete_netns, nearest_rank, proc_rss_kib,  # noqa: E402
+                      set_log_prefix, tool_version)
+
+BIN = os.path.join(REPO, "target", "release", "keepserver")
 VIP = "192.0.2.100"
 NIC = "ksv0"
 DEADLINE = 10.0
@@ -196,7 +199,7 @@ vrrp_instance VI_1 {{
                     os.kill(int(pid), signal.SIGKILL)
                 except (ProcessLookupError, ValueError):
                     pass
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+            delete_netns(ns)
         os.close(self.events_fd)
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -261,22 +264,10 @@ class Clock:
         self.seen.clear()
 
 
-def percentile(values, p):
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(p / 100 * len(s) + 0.5) - 1))]
-
-
 def summary(name, values):
-    return (f"{name:<28} p50 {statistics.median(values):6.2f} ms   p99 {percentile(values, 99):6.2f} ms"
+    p99 = nearest_rank(sorted(values), 99)
+    return (f"{name:<28} p50 {statistics.median(values):6.2f} ms   p99 {p99:6.2f} ms"
             f"   max {max(values):6.2f} ms")
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def main():
@@ -286,12 +277,13 @@ def main():
     ap.add_argument("--keep-logs", metavar="DIR",
                     help="copy each node's keepserver and keepalived logs to DIR at the end")
     args = ap.parse_args()
+    set_log_prefix("bench-keepalived")
     if os.geteuid() != 0:
         sys.exit("bench-keepalived: needs root (network namespaces)")
     if shutil.which("keepalived") is None:
         sys.exit("bench-keepalived: keepalived is not installed (apt-get install keepalived)")
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
 
     lab = Lab()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -332,9 +324,8 @@ def main():
         ks_all = [r[1] for r in rows]
         ka_all = [r[2] for r in rows]
         not_slower = sum(1 for r in rows if r[1] <= r[2])
-        rss = [rss_kib(p.pid) for p in lab.procs if p.args[4] == BIN and p.poll() is None]
-        version = subprocess.run(["keepalived", "--version"], capture_output=True, text=True)
-        version = (version.stdout + version.stderr).split("\n")[0].strip()
+        rss = [proc_rss_kib(p.pid) for p in lab.procs if p.args[4] == BIN and p.poll() is None]
+        version = tool_version(["keepalived", "--version"])
         print()
         print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
               f"machine: {os.cpu_count()} cores, {platform.system()} {platform.release()}; "

@@ -66,12 +66,9 @@ With --json, stdout carries only the JSON object and the table goes to stderr.
 
 import argparse
 import contextlib
-import datetime
 import json
-import math
 import multiprocessing
 import os
-import platform
 import re
 import resource
 import shutil
@@ -82,6 +79,12 @@ import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (CannotRun, _r, add_netns, build, copy_logs, fmt as fmt_cell,  # noqa: E402
+                      git_rev, loadavg, log, machine_info, machine_line, nearest_rank,
+                      print_report, proc_cpu_ns, proc_rss_kib, run, run_bench, set_log_prefix,
+                      start_group, stop_group, tail, tool_version)
 
 NIC = "ksb0"
 PEER = "ksb0p"
@@ -100,54 +103,7 @@ TARGET_RATIO = 5.0
 TARGET_UPDATE_P50_MS = 50.0
 TARGET_FAILED = 0
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.abspath(__file__)
-
-
-class CannotRun(Exception):
-    """The benchmark could not run (exit status 1)."""
-
-
-class Interrupted(BaseException):
-    """A signal asked us to stop (exit status 130)."""
-
-    def __init__(self, signum):
-        super().__init__(signum)
-        self.signum = signum
-
-
-_cleaning = False
-_who = "bench-libra"
-
-
-def _on_signal(signum, _frame):
-    if _cleaning:
-        log(f"got signal {signum} while cleaning up; finishing the clean-up first")
-        return
-    raise Interrupted(signum)
-
-
-def _on_alarm(_signum, _frame):
-    if not _cleaning:
-        raise CannotRun("watchdog: the run took far longer than it should; aborting")
-
-
-def log(msg):
-    print(f"[{_who}] {msg}", file=sys.stderr, flush=True)
-
-
-def run(cmd, timeout=60, check=True, **kw):
-    """Runs cmd, capturing its output as text."""
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=timeout, check=check, **kw)
-
-
-def tail(path, lines=25):
-    try:
-        with open(path, "r", errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def int_list(s):
@@ -164,29 +120,6 @@ def int_list(s):
 # /proc and machine helpers
 
 
-def proc_cpu_s(pid):
-    """utime + stime of pid (all threads, not children) in seconds, or None."""
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            rest = f.read().rpartition(")")[2].split()
-        return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def proc_rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def proc_cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -197,69 +130,6 @@ def proc_cmdline(pid):
 
 def all_pids():
     return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return float(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def machine_info():
-    model = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k.strip() in ("model name", "Hardware", "Model", "cpu model") and v.strip():
-                    model = v.strip()
-                    break
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        nproc = os.cpu_count()
-    return {
-        "cpu": model or platform.processor() or platform.machine(),
-        "nproc": nproc,
-        "kernel": platform.release(),
-        "arch": platform.machine(),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "python": platform.python_version(),
-        "loadavg": loadavg(),
-    }
-
-
-def git_rev():
-    try:
-        rev = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], timeout=10).stdout.strip()
-        dirty = run(["git", "-C", REPO, "status", "--porcelain"], timeout=10).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def tool_version(argv):
-    try:
-        r = run(argv, timeout=10, check=False)
-        out = (r.stdout or r.stderr).strip().splitlines()
-        return out[0] if out else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def nearest_rank(sorted_vals, p):
-    if not sorted_vals:
-        return None
-    k = max(1, math.ceil(p / 100.0 * len(sorted_vals)))
-    return sorted_vals[k - 1]
-
-
-def _r(x, nd=3):
-    return None if x is None else round(x, nd)
 
 
 def summary_ms(vals):
@@ -276,27 +146,6 @@ def summary_ms(vals):
 
 # ============================================================================================
 # Outer part: build, gear, namespace, clean-up
-
-
-def build(args):
-    if args.binary:
-        path = os.path.abspath(args.binary)
-        if not os.access(path, os.X_OK):
-            raise CannotRun(f"--binary {path} is not an executable file")
-        return path
-    log("building keepserver: cargo build --release")
-    try:
-        r = subprocess.run(["cargo", "build", "--release"], cwd=REPO, stdout=sys.stderr,
-                           stderr=sys.stderr, timeout=3600)
-    except FileNotFoundError:
-        raise CannotRun("cargo not found; pass --binary PATH")
-    if r.returncode != 0:
-        raise CannotRun(f"cargo build --release failed (exit {r.returncode})")
-    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(REPO, "target")
-    path = os.path.join(target, "release", "keepserver")
-    if not os.access(path, os.X_OK):
-        raise CannotRun(f"built, but {path} is not there")
-    return path
 
 
 def gear_path(tmp, args):
@@ -390,14 +239,6 @@ def sweep(ns, tmp):
         log(f"still alive after SIGKILL: {left}")
 
 
-def delete_netns(ns):
-    r = run(["ip", "netns", "del", ns], check=False, timeout=30)
-    if r.returncode != 0:
-        log(f"ip netns del {ns}: {r.stderr.strip()}")
-    if ns in run(["ip", "netns", "list"], check=False).stdout.split():
-        log(f"namespace {ns} is still listed")
-
-
 def stop_inner(p):
     if p is None or p.poll() is not None:
         return
@@ -411,72 +252,25 @@ def stop_inner(p):
         p.wait(timeout=10)
 
 
-def copy_logs(tmp, dest):
-    os.makedirs(dest, exist_ok=True)
-    for name in sorted(os.listdir(tmp)):
-        src = os.path.join(tmp, name)
-        if os.path.isfile(src) and (name.endswith((".log", ".yaml", ".cfg", ".json", ".out"))):
-            shutil.copy(src, dest)
-    log(f"configs and logs copied to {dest}")
-
-
 def outer(args):
-    global _cleaning
-    if os.geteuid() != 0:
-        log("must run as root (it creates a network namespace)")
-        return 1
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, _on_signal)
-    signal.signal(signal.SIGALRM, _on_alarm)
-    cleanup = contextlib.ExitStack()
-    try:
-        with cleanup:
-            return outer_bench(args, cleanup)
-    except Interrupted as e:
-        log(f"interrupted by signal {e.signum}; cleaned up")
-        return 130
-    except CannotRun as e:
-        log(f"could not run: {e}")
-        return 1
-    except (subprocess.SubprocessError, OSError) as e:
-        detail = ""
-        if isinstance(e, subprocess.CalledProcessError):
-            detail = f": {(e.stderr or '').strip()}"
-        log(f"could not run: {e}{detail}")
-        return 1
-    finally:
-        _cleaning = True
-        signal.alarm(0)
+    return run_bench(lambda cleanup: outer_bench(args, cleanup))
 
 
 def outer_bench(args, cleanup):
-    def later(desc, fn, *a):
-        def wrapped():
-            global _cleaning
-            _cleaning = True
-            try:
-                fn(*a)
-            except Exception as e:  # keep cleaning up
-                log(f"clean-up step '{desc}' failed: {e}")
-        cleanup.callback(wrapped)
-
+    later = cleanup.later
     for tool in ("ip", "gearmand", "haproxy", "wrk"):
         if not shutil.which(tool):
             raise CannotRun(f"{tool} not found in PATH")
-    binary = build(args)
+    binary = build(args.binary)
     tmp = tempfile.mkdtemp(prefix="ksbench-libra-")
     later("remove temp dir", shutil.rmtree, tmp, True)
     site = gear_path(tmp, args)
 
     ns = f"ksbench-libra-{os.getpid()}"
-    run(["ip", "netns", "add", ns])
-    later("delete namespace", delete_netns, ns)
+    add_netns(cleanup, ns, NIC, PEER)
     later("stop what is left", sweep, ns, tmp)
     if args.logs:
         later("copy logs", copy_logs, tmp, os.path.abspath(args.logs))
-    run(["ip", "-netns", ns, "link", "add", NIC, "type", "veth", "peer", "name", PEER])
-    for dev in ("lo", NIC, PEER):
-        run(["ip", "-netns", ns, "link", "set", dev, "up"])
     run(["ip", "-netns", ns, "addr", "add", f"{VIP}/{PREFIX_LEN}", "dev", NIC])
     log(f"namespace {ns}: lo, veth {NIC}<->{PEER} up, VIP {VIP}/{PREFIX_LEN} on {NIC}")
 
@@ -503,12 +297,7 @@ def outer_bench(args, cleanup):
     with open(result_path) as f:
         result = json.load(f)
     result["machine"]["loadavg_end"] = loadavg()
-    table = render(result)
-    if args.json:
-        print(table, file=sys.stderr, flush=True)
-        print(json.dumps(result, indent=2), flush=True)
-    else:
-        print(table, flush=True)
+    print_report(render(result), result, args.json)
     return 0
 
 
@@ -531,9 +320,7 @@ class Procs:
         self.items = []  # (name, kind, obj)
 
     def popen(self, name, argv, logpath, **kw):
-        with open(logpath, "ab") as logf:
-            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
-                                 stderr=subprocess.STDOUT, start_new_session=True, **kw)
+        p = start_group(argv, logpath, **kw)
         self.items.append((name, "popen", p))
         return p
 
@@ -543,17 +330,7 @@ class Procs:
 
     def stop_one(self, name, kind, obj, grace=5.0):
         if kind == "popen":
-            if obj.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(obj.pid, signal.SIGTERM)
-                try:
-                    obj.wait(timeout=grace)
-                except subprocess.TimeoutExpired:
-                    log(f"{name} ignored SIGTERM for {grace} s; SIGKILL")
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(obj.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                obj.wait(timeout=5)
+            stop_group(name, obj, grace)
         else:
             if obj.is_alive():
                 obj.terminate()
@@ -1026,7 +803,7 @@ class Inner:
             if ready < nprocs:
                 raise CannotRun(f"{label}: only {ready}/{nprocs} client processes connected: "
                                 f"{errors}")
-            cpu0 = {k: proc_cpu_s(pid) for k, pid in cpu_pids.items()}
+            cpu0 = {k: proc_cpu_ns(pid, schedstat=False) for k, pid in cpu_pids.items()}
             go.set()
             deadline = time.monotonic() + cfg["run_timeout"] + 20
             while len(results) + len(errors) < nprocs and time.monotonic() < deadline:
@@ -1036,7 +813,7 @@ class Inner:
                         results[idx] = val
                     elif kind == "error":
                         errors.append(f"client {idx}: {val}")
-            cpu1 = {k: proc_cpu_s(pid) for k, pid in cpu_pids.items()}
+            cpu1 = {k: proc_cpu_ns(pid, schedstat=False) for k, pid in cpu_pids.items()}
         finally:
             for p in ps:
                 self.procs.stop(p)
@@ -1049,7 +826,7 @@ class Inner:
         passed = sum(v["passed"] for v in vals)
         elapsed = max(1e-9, t1 - t0)
         cpu = {k: (None if cpu0.get(k) is None or cpu1.get(k) is None
-                   else round(cpu1[k] - cpu0[k], 2)) for k in cpu_pids}
+                   else round((cpu1[k] - cpu0[k]) / 1e9, 2)) for k in cpu_pids}
         cpu["clients"] = round(sum(v["cpu_s"] for v in vals), 2)
         out = {
             "jobs": jobs, "client_procs": nprocs, "window_per_client": cfg["window"],
@@ -1490,37 +1267,20 @@ def fmt_wrk(w):
 
 
 def inner_main(cfg_path):
-    global _who, _cleaning
-    _who = "bench-libra/ns"
+    set_log_prefix("bench-libra/ns")
     with open(cfg_path) as f:
         cfg = json.load(f)
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, _on_signal)
-    signal.signal(signal.SIGALRM, _on_alarm)
+    return run_bench(lambda cleanup: inner_bench(cfg, cleanup))
+
+
+def inner_bench(cfg, cleanup):
     signal.alarm(int(inner_time_bound(argparse.Namespace(**cfg))))
-    inner = None
-    try:
-        inner = Inner(cfg)
-        result = inner.run()
-        with open(os.path.join(cfg["tmp"], "result.json"), "w") as f:
-            json.dump(result, f)
-        return 0
-    except Interrupted as e:
-        log(f"interrupted by signal {e.signum}")
-        return 130
-    except CannotRun as e:
-        log(f"could not run: {e}")
-        return 1
-    except Exception as e:
-        import traceback
-        traceback.print_exc()
-        log(f"could not run: {e!r}")
-        return 1
-    finally:
-        _cleaning = True
-        signal.alarm(0)
-        if inner is not None:
-            inner.procs.stop_all()
+    inner = Inner(cfg)
+    cleanup.later("stop processes", inner.procs.stop_all)
+    result = inner.run()
+    with open(os.path.join(cfg["tmp"], "result.json"), "w") as f:
+        json.dump(result, f)
+    return 0
 
 
 # ============================================================================================
@@ -1528,11 +1288,8 @@ def inner_main(cfg_path):
 
 
 def fmt(v, unit=""):
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.1f}{unit}"
-    return f"{v}{unit}"
+    """A table cell: one decimal."""
+    return fmt_cell(v, unit, digits=1)
 
 
 def table(header, rows):
@@ -1550,9 +1307,7 @@ def met(ok):
 
 def render(res):
     m = res["machine"]
-    out = [f"machine: {m['cpu']}, nproc {m['nproc']}, kernel {m['kernel']} ({m['arch']}), "
-           f"{m['date_utc']}; load avg (1 min) {res.get('loadavg_start')} at start, "
-           f"{m.get('loadavg_end', m.get('loadavg'))} at end",
+    out = [machine_line(m, res.get("loadavg_start"), m.get("loadavg_end", m.get("loadavg"))),
            f"keepserver: {res['keepserver_binary']} (rev {res['keepserver_rev']}); "
            f"{res.get('gearmand')}; {res.get('haproxy')}; gear {res.get('gear')}; "
            f"python {m['python']}"]
@@ -1695,6 +1450,7 @@ def parse_args(argv=None):
 
 def main():
     args = parse_args()
+    set_log_prefix("bench-libra")
     if args.inner:
         return inner_main(args.inner)
     return outer(args)

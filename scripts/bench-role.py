@@ -43,11 +43,8 @@ With --json, stdout carries only the JSON object and the table goes to stderr.
 
 import argparse
 import contextlib
-import datetime
 import json
-import math
 import os
-import platform
 import random
 import selectors
 import shlex
@@ -57,6 +54,12 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (CannotRun, _r, add_netns, build, copy_logs, fmt, git_rev,  # noqa: E402
+                      loadavg, log, machine_info, machine_line, nearest_rank, print_report,
+                      proc_cpu_ns, proc_status_kib, run, run_bench, set_log_prefix, start_group,
+                      stop_group, tail)
 
 NIC = "ksb0"
 PEER = "ksb1"
@@ -69,134 +72,6 @@ KEEPSTART_NAME = "keepstart-0.1.3"
 KEEPSTART_REQS = ["keepstart==0.1.3", "PyYAML<6"]
 TARGET_P99_MS = 5.0
 TARGET_RSS_KIB = 8 * 1024
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class CannotRun(Exception):
-    """The benchmark could not run (exit status 1)."""
-
-
-class Interrupted(BaseException):
-    """A signal asked us to stop (exit status 130)."""
-
-    def __init__(self, signum):
-        super().__init__(signum)
-        self.signum = signum
-
-
-_cleaning = False
-
-
-def _on_signal(signum, _frame):
-    if _cleaning:
-        log(f"got signal {signum} while cleaning up; finishing the clean-up first")
-        return
-    raise Interrupted(signum)
-
-
-def _on_alarm(_signum, _frame):
-    if not _cleaning:
-        raise CannotRun("watchdog: the run took far longer than it should; aborting")
-
-
-def log(msg):
-    print(f"[bench-role] {msg}", file=sys.stderr, flush=True)
-
-
-def run(cmd, timeout=60, check=True, **kw):
-    """Runs cmd, capturing its output as text."""
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=timeout, check=check, **kw)
-
-
-def tail(path, lines=25):
-    try:
-        with open(path, "r", errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError:
-        return ""
-
-
-# --------------------------------------------------------------------------------------------
-# /proc helpers
-
-
-def proc_status_kib(pid, keys=("VmRSS", "VmHWM")):
-    out = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in keys:
-                    out[k] = int(v.split()[0])
-    except OSError:
-        pass
-    return out
-
-
-def proc_cpu_ns(pid):
-    """CPU time of pid (all its threads, not its children) in ns, or None."""
-    if pid is None:
-        return None
-    total = 0
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        return total
-    except (OSError, IndexError, ValueError):
-        pass
-    try:  # utime + stime in clock ticks
-        with open(f"/proc/{pid}/stat") as f:
-            rest = f.read().rpartition(")")[2].split()
-        return (int(rest[11]) + int(rest[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def machine_info():
-    model = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k.strip() in ("model name", "Hardware", "Model", "cpu model") and v.strip():
-                    model = v.strip()
-                    break
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        nproc = os.cpu_count()
-    return {
-        "cpu": model or platform.processor() or platform.machine(),
-        "nproc": nproc,
-        "kernel": platform.release(),
-        "arch": platform.machine(),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "python": platform.python_version(),
-        "loadavg": loadavg(),
-    }
-
-
-def loadavg():
-    """1-minute load average: other work on the machine skews the latencies."""
-    try:
-        with open("/proc/loadavg") as f:
-            return float(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def git_rev():
-    try:
-        rev = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], timeout=10).stdout.strip()
-        dirty = run(["git", "-C", REPO, "status", "--porcelain"], timeout=10).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,11 +160,8 @@ class Daemon:
         self.popen = None
 
     def start(self):
-        with open(self.logpath, "ab") as logf:
-            self.popen = subprocess.Popen(
-                ["ip", "netns", "exec", self.ns] + self.argv,
-                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                start_new_session=True, env=self.env, cwd=self.workspace)
+        self.popen = start_group(["ip", "netns", "exec", self.ns] + self.argv, self.logpath,
+                                 env=self.env, cwd=self.workspace)
 
     def alive(self):
         return self.popen is not None and self.popen.poll() is None
@@ -306,25 +178,8 @@ class Daemon:
         return self.popen.pid if self.alive() else None
 
     def stop(self):
-        if self.popen is None or self.popen.poll() is not None:
-            self._reap_group()
-            return
-        pgid = self.popen.pid  # start_new_session: the group is ours and holds hooks too
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=SLEEP_S + 4)
-        except subprocess.TimeoutExpired:
-            log(f"{self.name} ignored SIGTERM; sending SIGKILL")
-        self._reap_group()
-
-    def _reap_group(self):
-        if self.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=5)
+        if self.popen is not None:  # its group holds the hooks too
+            stop_group(self.name, self.popen, SLEEP_S + 4)
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,13 +264,6 @@ def vip_present(ns):
 # Statistics
 
 
-def nearest_rank(sorted_vals, p):
-    if not sorted_vals:
-        return None
-    k = max(1, math.ceil(p / 100.0 * len(sorted_vals)))
-    return sorted_vals[k - 1]
-
-
 def analyse(source, toggles, end_ns, events, since_index):
     """toggles: [(t0_ns, 'start'|'stop')]; the window of toggle i is [t0_i, t0_{i+1})."""
     evs = [(t, w) for t, s, w in events[since_index:] if s == source]
@@ -468,10 +316,6 @@ def analyse(source, toggles, end_ns, events, since_index):
     }
 
 
-def _r(x):
-    return None if x is None else round(x, 3)
-
-
 def order_violations(events, source):
     seq = [w for _, s, w in events if s == source]
     bad = [i for i in range(1, len(seq)) if seq[i] == seq[i - 1]]
@@ -500,27 +344,6 @@ def spawn_floor(lines, tmp, n=50):
     lat.sort()
     return {"samples": len(lat), "p50": _r(nearest_rank(lat, 50)),
             "p99": _r(nearest_rank(lat, 99)), "max": _r(lat[-1] if lat else None)}
-
-
-def build(args):
-    if args.binary:
-        path = os.path.abspath(args.binary)
-        if not os.access(path, os.X_OK):
-            raise CannotRun(f"--binary {path} is not an executable file")
-        return path
-    log("building keepserver: cargo build --release")
-    try:
-        r = subprocess.run(["cargo", "build", "--release"], cwd=REPO, stdout=sys.stderr,
-                           stderr=sys.stderr, timeout=3600)
-    except FileNotFoundError:
-        raise CannotRun("cargo not found; pass --binary PATH")
-    if r.returncode != 0:
-        raise CannotRun(f"cargo build --release failed (exit {r.returncode})")
-    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(REPO, "target")
-    path = os.path.join(target, "release", "keepserver")
-    if not os.access(path, os.X_OK):
-        raise CannotRun(f"built, but {path} is not there")
-    return path
 
 
 def install_keepstart(tmp, args):
@@ -594,14 +417,6 @@ def keepserver_status(binary, ns, config):
 # Report
 
 
-def fmt(v, unit=""):
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3f}{unit}"
-    return f"{v}{unit}"
-
-
 def render_table(result):
     cols = list(result["daemons"].keys())
     rows = [
@@ -628,9 +443,7 @@ def render_table(result):
     widths = [max([len(c)] + [len(v) for v in vals]) for c, vals in zip(cols, table)]
     out = []
     m = result["machine"]
-    out.append(f"machine: {m['cpu']}, nproc {m['nproc']}, kernel {m['kernel']} ({m['arch']}), "
-               f"{m['date_utc']}; load avg (1 min) {result['loadavg_start']} at start, "
-               f"{m['loadavg']} at end")
+    out.append(machine_line(m, result['loadavg_start'], m['loadavg']))
     out.append(f"keepserver: {result['keepserver_binary']} (rev {result['keepserver_rev']}); "
                f"toggles {result['toggles']}, pause U[{PAUSE_MIN_S}, {PAUSE_MAX_S}] s, "
                f"seed {result['seed']}, VIP changes via {result['ip_mode']}, sleep {SLEEP_S} s")
@@ -685,49 +498,15 @@ def parse_args():
 
 
 def main():
-    global _cleaning
     args = parse_args()
-    if os.geteuid() != 0:
-        log("must run as root (it creates a network namespace)")
-        return 1
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, _on_signal)
-    signal.signal(signal.SIGALRM, _on_alarm)
+    set_log_prefix("bench-role")
+    return run_bench(lambda cleanup: bench(args, cleanup))
 
-    cleanup = contextlib.ExitStack()
+
+def bench(args, cleanup):
+    later = cleanup.later
     daemons = {}
-    try:
-        with cleanup:
-            return bench(args, cleanup, daemons)
-    except Interrupted as e:
-        log(f"interrupted by signal {e.signum}; cleaned up")
-        return 130
-    except CannotRun as e:
-        log(f"could not run: {e}")
-        return 1
-    except (subprocess.SubprocessError, OSError) as e:
-        detail = ""
-        if isinstance(e, subprocess.CalledProcessError):
-            detail = f": {(e.stderr or '').strip()}"
-        log(f"could not run: {e}{detail}")
-        return 1
-    finally:
-        _cleaning = True
-        signal.alarm(0)
-
-
-def bench(args, cleanup, daemons):
-    def later(desc, fn, *a):
-        def wrapped():
-            global _cleaning
-            _cleaning = True
-            try:
-                fn(*a)
-            except Exception as e:  # keep cleaning up
-                log(f"clean-up step '{desc}' failed: {e}")
-        cleanup.callback(wrapped)
-
-    binary = build(args)
+    binary = build(args.binary)
     tmp = tempfile.mkdtemp(prefix="ksbench-")
     later("remove temp dir", shutil.rmtree, tmp, True)
     notes = []
@@ -748,11 +527,7 @@ def bench(args, cleanup, daemons):
     signal.alarm(int(warmup_bound + args.toggles * PAUSE_MAX_S + 120))
 
     ns = f"ksbench-{os.getpid()}"
-    run(["ip", "netns", "add", ns])
-    later("delete namespace", delete_netns, ns)
-    run(["ip", "-netns", ns, "link", "add", NIC, "type", "veth", "peer", "name", PEER])
-    for dev in ("lo", NIC, PEER):
-        run(["ip", "-netns", ns, "link", "set", dev, "up"])
+    add_netns(cleanup, ns, NIC, PEER)
     log(f"namespace {ns}: veth {NIC}<->{PEER} up, VIP {VIP}/{PREFIX_LEN} absent")
 
     lines = Lines()
@@ -787,7 +562,8 @@ def bench(args, cleanup, daemons):
     toggler = Toggler(ns, lines)
     later("stop ip -batch", toggler.close)
     if args.logs:
-        later("copy logs", copy_logs, tmp, os.path.abspath(args.logs))
+        later("copy logs", copy_logs, tmp, os.path.abspath(args.logs),
+              "configs and daemon output")
     for d in daemons.values():
         later(f"stop {d.name}", d.stop)
 
@@ -993,23 +769,8 @@ def bench(args, cleanup, daemons):
         "rss_met": rss_k is not None and rss_k <= TARGET_RSS_KIB,
     }
 
-    table = render_table(result)
-    if args.json:
-        print(table, file=sys.stderr, flush=True)
-        print(json.dumps(result, indent=2), flush=True)
-    else:
-        print(table, flush=True)
+    print_report(render_table(result), result, args.json)
     return 0
-
-
-def copy_logs(tmp, dest):
-    """Runs after the daemons are stopped, so their last words are in."""
-    os.makedirs(dest, exist_ok=True)
-    for name in ("keepserver.yaml", "keepserver.log", "keepstart.yaml", "keepstart.log"):
-        src = os.path.join(tmp, name)
-        if os.path.exists(src):
-            shutil.copy(src, dest)
-    log(f"configs and daemon output copied to {dest}")
 
 
 def check_pid(d, binary):
@@ -1028,14 +789,6 @@ def check_pid(d, binary):
     except OSError as e:
         return f"{d.name}: cannot check pid {pid}: {e}"
     return None
-
-
-def delete_netns(ns):
-    r = run(["ip", "netns", "del", ns], check=False, timeout=30)
-    if r.returncode != 0:
-        log(f"ip netns del {ns}: {r.stderr.strip()}")
-    if ns in run(["ip", "netns", "list"], check=False).stdout.split():
-        log(f"namespace {ns} is still listed")
 
 
 if __name__ == "__main__":
