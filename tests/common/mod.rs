@@ -222,22 +222,29 @@ pub fn e2e_available(test: &str) -> bool {
             Err(e) => Err(format!("`ip` is not available: {e}")),
         }
     });
-    match check {
-        Ok(()) => true,
-        Err(reason) => {
-            let required = ["CI", "KEEPSERVER_E2E_REQUIRED"]
-                .iter()
-                .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
-            assert!(
-                !required,
-                "{test}: e2e tests are required here but cannot run: {reason}"
-            );
-            // Straight to stderr, not eprintln!: the test harness would capture and hide it.
-            let line = format!("SKIP {test}: needs root and `ip netns` ({reason})\n");
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
-            false
-        }
-    }
+    prerequisite(
+        test,
+        check
+            .as_ref()
+            .map_err(|reason| format!("needs root and `ip netns` ({reason})")),
+    )
+}
+
+/// Whether a test's prerequisite `check` holds. When it does not: where tests must run (`CI` or
+/// `KEEPSERVER_E2E_REQUIRED` set) the test fails naming the reason; elsewhere a SKIP line is
+/// printed and the caller returns early.
+pub fn prerequisite(test: &str, check: Result<&(), String>) -> bool {
+    let Err(reason) = check else {
+        return true;
+    };
+    let required = ["CI", "KEEPSERVER_E2E_REQUIRED"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    assert!(!required, "{test}: required here but cannot run: {reason}");
+    // Straight to stderr, not eprintln!: the test harness would capture and hide it.
+    let line = format!("SKIP {test}: {reason}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    false
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -42,20 +42,15 @@ pub fn tools_available(test: &str) -> bool {
     .filter(|(tool, arg)| Command::new(tool).arg(arg).output().is_err())
     .map(|(tool, _)| tool)
     .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let required = ["CI", "KEEPSERVER_E2E_REQUIRED"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
-    assert!(
-        !required,
-        "{test}: {} required here but not installed (run scripts/test as root)",
-        missing.join(", ")
-    );
-    let line = format!("SKIP {test}: {} not installed\n", missing.join(", "));
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
-    false
+    let check = if missing.is_empty() {
+        Ok(&())
+    } else {
+        Err(format!(
+            "{} not installed (run scripts/test as root)",
+            missing.join(", ")
+        ))
+    };
+    prerequisite(test, check)
 }
 
 /// One node: its namespace, keepserver's workspace (which also holds keepalived's files), and
