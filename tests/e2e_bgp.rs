@@ -4,6 +4,7 @@
 
 mod bgp;
 mod common;
+mod frr;
 
 use std::fs;
 use std::time::Duration;

@@ -1,11 +1,13 @@
 //! End-to-end keepalived integration: two nodes in network namespaces joined through a bridge,
 //! the real keepalived (VRRP v3, unicast) and the real keepserver on each. keepalived moves the
 //! VIP, keepserver follows it (failover and preemptive failback) with its hooks and its Libra
-//! worker (registered on a real gearmand only on the MASTER), keepalived's notify script and
+//! worker (registered on a real gearmand only on the MASTER) and its BGP announcer (a router's FRR
+//! bgpd on the bridge reaches the VIP /32 only via the MASTER), keepalived's notify script and
 //! notify FIFO both reach keepserver and are logged in order, and no hook ever overlaps. Also
 //! `keepserver notify` on its own: exit codes, returning at once, and the VIP staying the truth.
 
 mod common;
+mod frr;
 mod keepalived;
 
 use std::io::Write;
@@ -13,6 +15,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::time::{Duration, Instant};
 
 use common::*;
+use frr::WITHIN;
 use keepalived::*;
 use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
@@ -99,6 +102,9 @@ fn two_node_failover_and_failback_follow_keepalived() {
     assert!(lab.b.ws.hook_lines().is_empty(), "{}", lab.report());
     assert!(!lab.b.has_vip(), "{}", lab.report());
     workers_are(&lab, &[lab.a.addr]);
+    // With both sessions up (b's too, so b could announce), the router reaches the VIP via a.
+    lab.wait_sessions();
+    lab.wait_vip_route_via(&lab.a, Instant::now(), WITHIN);
 
     // A bad line in a's FIFO is logged and skipped; the reader carries on.
     write_fifo(&lab.a.ws, FIFO, "this is not keepalived");
@@ -109,8 +115,11 @@ fn two_node_failover_and_failback_follow_keepalived() {
             .contains("keepalived-fifo bad line skipped")
     });
 
-    // Failover: a's keepalived stops, the VIP moves to b; b starts, a stops.
+    // Failover: a's keepalived stops, the VIP moves to b; b starts, a stops; the router's
+    // route to the VIP follows within the 5 s the issue allows.
+    let stopped = Instant::now();
     lab.a.stop_keepalived();
+    lab.wait_vip_route_via(&lab.b, stopped, WITHIN);
     lab.wait_until("b holds the VIP", DEADLINE, || lab.b.has_vip());
     settled(&lab, &lab.b, "MASTER", true);
     settled(&lab, &lab.a, "SLAVE", false);
@@ -118,6 +127,7 @@ fn two_node_failover_and_failback_follow_keepalived() {
     assert_eq!(lab.a.ws.start_stop(), ["start", "stop"], "{}", lab.report());
     assert_eq!(lab.b.ws.start_stop(), ["start"], "{}", lab.report());
     workers_are(&lab, &[lab.b.addr]);
+    assert_eq!(lab.vip_next_hops(), [lab.b.addr], "{}", lab.report());
     let b_start = &lab.b.ws.runs_of("start")[0];
     assert_eq!(
         (b_start.get("role"), b_start.get("vip"), b_start.get("nic")),
@@ -127,7 +137,9 @@ fn two_node_failover_and_failback_follow_keepalived() {
     );
 
     // Failback: a's keepalived comes back and, preemption being on, takes the VIP back.
+    let restarted = Instant::now();
     lab.a.start_keepalived();
+    lab.wait_vip_route_via(&lab.a, restarted, WITHIN);
     lab.wait_until("a holds the VIP again", DEADLINE, || lab.a.has_vip());
     settled(&lab, &lab.a, "MASTER", true);
     settled(&lab, &lab.b, "SLAVE", false);
@@ -140,6 +152,18 @@ fn two_node_failover_and_failback_follow_keepalived() {
     );
     assert_eq!(lab.b.ws.start_stop(), ["start", "stop"], "{}", lab.report());
     workers_are(&lab, &[lab.a.addr]);
+    assert_eq!(lab.vip_next_hops(), [lab.a.addr], "{}", lab.report());
+    // Announcing and withdrawing never reset a BGP session.
+    for node in [&lab.a, &lab.b] {
+        let sessions = lab.router.established_count(node.addr);
+        assert_eq!(
+            sessions,
+            1,
+            "{}'s session was reset\n{}",
+            node.name,
+            lab.report()
+        );
+    }
 
     // Both channels delivered every state change, each in order.
     let a_states = ["BACKUP", "MASTER", "STOP", "BACKUP", "MASTER"];

@@ -2,17 +2,20 @@
 //! two node namespaces each joined to it by a veth pair, each running the real keepalived (VRRP
 //! v3, unicast peers, `advert_int 0.1`, `notify_fifo` and `notify` wired to keepserver) and the
 //! real keepserver, whose embedded Libra worker takes jobs from a real gearmand on the bridge while
-//! its node is MASTER. VRRP and Gearman never leave the test's namespaces. Everything is removed
-//! on Drop (the namespaces' processes killed, the namespaces deleted, the workspaces removed), also
-//! when the test panics.
+//! its node is MASTER, and whose BGP announcer drives the node's own FRR (zebra + bgpd, AS 65001),
+//! peering over the bridge with a router FRR on the bridge (AS 65000) that learns the VIP /32
+//! from the MASTER. VRRP, Gearman and BGP never leave the test's namespaces. Everything is removed
+//! on Drop (the FRR instances and the namespaces' processes killed, the FRR pathspaces and the
+//! namespaces deleted, the workspaces removed), also when the test panics.
 
 use std::fmt::Write as _;
 use std::process::{Child, Command};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use super::common::*;
+use super::frr::*;
 
 /// The VIP keepalived moves.
 pub const VIP: &str = "192.0.2.100";
@@ -28,6 +31,14 @@ pub const GEARMAND: &str = "192.0.2.254";
 const GEARMAND_PORT: &str = "4730";
 /// The Gearman function (`libra.queue`) both nodes' Libra workers register while MASTER.
 pub const QUEUE: &str = "lbaas-ka-e2e";
+/// What the MASTER's keepserver announces (the default: the VIP as a host prefix).
+pub const PREFIX: &str = "192.0.2.100/32";
+/// The router's bgpd: on the bridge, with gearmand's address.
+pub const ROUTER: &str = GEARMAND;
+/// The router's AS.
+const ROUTER_AS: u32 = 65000;
+/// Both nodes' AS.
+const NODE_AS: u32 = 65001;
 
 /// Whether keepalived, gearmand and gearadmin (Debian keepalived, gearman-job-server,
 /// gearman-tools; scripts/test installs them) are here; prints a SKIP line when one is not, and
@@ -64,6 +75,8 @@ pub struct Node {
     pub priority: u8,
     keepserver: Option<Daemon>,
     keepalived: Option<Child>,
+    /// The node's FRR, configured by keepserver's BGP announcer.
+    pub frr: Frr,
     /// The node's namespace; NIC `ksv0` is its leg to the bridge.
     pub ns: Netns,
     /// keepserver's workspace: config.yaml, hooks.log, daemon.out, keepalived's config and log.
@@ -73,11 +86,17 @@ pub struct Node {
 impl Node {
     fn new(test: &str, name: &'static str, addr: &'static str, priority: u8) -> Option<Node> {
         let ns = Netns::bare(&format!("{test}{name}"))?;
+        let frr = Frr::start(&ns, name, NODE_DEBUG);
         let spec = ConfigSpec::new(VIP);
         let ws = Workspace::new(&spec);
         let config = format!(
-            "{}  keepalived-fifo: '{FIFO}'\nlibra:\n  enabled: true\n  servers: ['{GEARMAND}:{GEARMAND_PORT}']\n  queue: '{QUEUE}'\n",
-            spec.render(ws.dir())
+            "{}  keepalived-fifo: '{FIFO}'\nlibra:\n  enabled: true\n  servers: ['{GEARMAND}:{GEARMAND_PORT}']\n  queue: '{QUEUE}'\n\
+             bgp:\n  enabled: true\n  local-as: {NODE_AS}\n  router-id: {addr}\n  \
+             neighbors:\n    - {{address: {ROUTER}, remote-as: {ROUTER_AS}}}\n  hostname: {name}\n  \
+             vtysh: {VTYSH}\n  pathspace: {}\n  log-file: {}\n",
+            spec.render(ws.dir()),
+            frr.pathspace,
+            frr.path("bgpd.log").display(),
         );
         ws.write("config.yaml", &config);
         ws.write_script(
@@ -93,6 +112,7 @@ impl Node {
             priority,
             keepserver: None,
             keepalived: None,
+            frr,
             ns,
             ws,
         })
@@ -235,14 +255,16 @@ impl Drop for Node {
     }
 }
 
-/// The bridge (with gearmand on 192.0.2.254) and two nodes: `a` (192.0.2.1, priority 150) and
-/// `b` (192.0.2.2, priority 100).
+/// The bridge (with gearmand and the router's FRR on 192.0.2.254) and two nodes: `a` (192.0.2.1,
+/// priority 150) and `b` (192.0.2.2, priority 100).
 pub struct Lab {
     /// The higher-priority node.
     pub a: Node,
     /// The lower-priority node.
     pub b: Node,
     gearmand: Option<Child>,
+    /// The router's FRR, both nodes' BGP peer.
+    pub router: Frr,
     /// Declared last: dropped after the nodes, whose veth ends it holds.
     bridge: Netns,
 }
@@ -251,7 +273,7 @@ impl Lab {
     /// Builds the topology and writes both keepalived configs; starts nothing. `None` (after a
     /// SKIP line) where the tests cannot run.
     pub fn new(test: &str) -> Option<Lab> {
-        if !tools_available(test) {
+        if !tools_available(test) || !bgp_available(test) {
             return None;
         }
         let bridge = Netns::bare(&format!("{test}br"))?;
@@ -260,6 +282,19 @@ impl Lab {
         bridge.ip(&["addr", "add", &format!("{GEARMAND}/24"), "dev", "br0"]);
         let a = Node::new(test, "a", "192.0.2.1", 150)?;
         let b = Node::new(test, "b", "192.0.2.2", 100)?;
+        let mut router_conf = format!(
+            "hostname router\nrouter bgp {ROUTER_AS}\n bgp router-id {ROUTER}\n \
+             no bgp ebgp-requires-policy\n"
+        );
+        for node in [&a, &b] {
+            let n = node.addr;
+            let _ = write!(
+                router_conf,
+                " neighbor {n} remote-as {NODE_AS}\n neighbor {n} timers connect 1\n \
+                 neighbor {n} advertisement-interval 0\n"
+            );
+        }
+        let router = Frr::start(&bridge, "r", &router_conf);
         for node in [&a, &b] {
             let leg = format!("leg{}", node.name);
             node.ns.ip(&[
@@ -286,6 +321,7 @@ impl Lab {
             a,
             b,
             gearmand: None,
+            router,
             bridge,
         })
     }
@@ -344,6 +380,37 @@ impl Lab {
         Some(addrs)
     }
 
+    /// Waits until the router has its BGP sessions with both nodes up.
+    pub fn wait_sessions(&self) {
+        for node in [&self.a, &self.b] {
+            self.wait_until(
+                &format!("the router's BGP session with {} is up", node.name),
+                SESSION_DEADLINE,
+                || self.router.session_state(node.addr) == "Established",
+            );
+        }
+    }
+
+    /// The next hops of the router's paths to [`PREFIX`] (each once, sorted): the nodes that
+    /// announce the VIP.
+    pub fn vip_next_hops(&self) -> Vec<String> {
+        self.router.next_hops(PREFIX)
+    }
+
+    /// Waits, at most `deadline` after `since`, until the router reaches [`PREFIX`] only via
+    /// `node`.
+    pub fn wait_vip_route_via(&self, node: &Node, since: Instant, deadline: Duration) {
+        let left = deadline.saturating_sub(since.elapsed());
+        self.wait_until(
+            &format!(
+                "the router's only next hop for {PREFIX} is {} ({}), within {deadline:?}",
+                node.name, node.addr
+            ),
+            left,
+            || self.vip_next_hops() == [node.addr],
+        );
+    }
+
     /// Polls `cond` until `deadline`; panics with `what` and both nodes' files otherwise.
     pub fn wait_until(&self, what: &str, deadline: Duration, cond: impl FnMut() -> bool) {
         if !wait_for(cond, deadline) {
@@ -362,9 +429,13 @@ impl Lab {
             r.push_str(&node.ws.report());
             let ka = node.ws.read("keepalived.out");
             let _ = writeln!(r, "=== keepalived.out ===\n{}", tail(&ka, 40));
-            let addrs = node.ns.try_ip(&["-o", "-4", "addr", "show", "dev", NIC]);
+            let addrs = node.ns.try_ip(&["-o", "-4", "addr", "show"]);
             let _ = writeln!(r, "=== addresses ===\n{}", addrs.stdout);
+            let _ = writeln!(r, "=== bgpd.conf ===\n{}", node.ws.read("bgpd.conf"));
+            r.push_str(&node.frr.report());
         }
+        let _ = writeln!(r, "################ router ################");
+        r.push_str(&self.router.report());
         let _ = writeln!(
             r,
             "=== Gearman workers on {QUEUE} ===\n{:?}",
