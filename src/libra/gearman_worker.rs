@@ -195,8 +195,9 @@ impl Link {
                 return End::Lost(e.to_string());
             }
             // A grab is always answered at once; it is not interrupted by a stop, so a job the
-            // server assigns is never dropped.
-            let reply = match tokio::time::timeout(GRAB_TIMEOUT, next_packet(conn)).await {
+            // server assigns is never dropped. A late NOOP is not the answer: one grab, one
+            // answer, so no second grab is ever outstanding.
+            let reply = match tokio::time::timeout(GRAB_TIMEOUT, grab_answer(conn)).await {
                 Ok(Ok(packet)) => packet,
                 Ok(Err(why)) => return End::Lost(why),
                 Err(_) => {
@@ -229,7 +230,6 @@ impl Link {
                         return end;
                     }
                 }
-                PacketType::Noop => {}
                 PacketType::Error => {
                     return End::Lost(format!(
                         "server error {}: {}",
@@ -260,6 +260,16 @@ impl Link {
                 ),
                 Err(why) => return Some(End::Lost(why)),
             }
+        }
+    }
+}
+
+/// The answer to a GRAB_JOB_UNIQ: the next packet that is not a NOOP.
+async fn grab_answer(conn: &mut Connection<TcpStream>) -> Result<Packet, String> {
+    loop {
+        let packet = next_packet(conn).await?;
+        if packet.ptype != PacketType::Noop {
+            return Ok(packet);
         }
     }
 }
