@@ -949,24 +949,28 @@ const WORKSPACE_PREFIX: &str = "keepserver-e2e-";
 /// Removes workspaces left by earlier test processes that were killed before their guards ran.
 fn sweep_stale_workspaces() {
     static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let pid = name
-                .strip_prefix(WORKSPACE_PREFIX)
-                .and_then(|rest| rest.split('-').next())
-                .and_then(|pid| pid.parse::<i32>().ok());
-            if let Some(pid) = pid
-                && pid != std::process::id() as i32
-                && !pid_alive(pid)
-            {
-                let _ = fs::remove_dir_all(entry.path());
-            }
+    ONCE.call_once(|| remove_stale_dirs(&std::env::temp_dir(), WORKSPACE_PREFIX));
+}
+
+/// Removes the directories in `dir` named `<prefix><pid>-...` whose test process `pid` is gone
+/// (left by a run that was killed before its guards ran).
+pub fn remove_stale_dirs(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<i32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id() as i32
+            && !pid_alive(pid)
+        {
+            let _ = fs::remove_dir_all(entry.path());
         }
-    });
+    }
 }
 
 /// The last `n` lines of `text`.

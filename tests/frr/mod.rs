@@ -274,22 +274,5 @@ impl Drop for Frr {
 /// (their daemons died with their namespaces' sweep).
 fn sweep_stale_pathspaces() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let Ok(entries) = fs::read_dir(FRR_RUN) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let pid = name
-                .strip_prefix("ks")
-                .and_then(|rest| rest.split('-').next())
-                .and_then(|pid| pid.parse::<i32>().ok());
-            if let Some(pid) = pid
-                && pid != std::process::id() as i32
-                && !pid_alive(pid)
-            {
-                let _ = fs::remove_dir_all(entry.path());
-            }
-        }
-    });
+    ONCE.call_once(|| remove_stale_dirs(Path::new(FRR_RUN), "ks"));
 }
