@@ -31,8 +31,10 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.path.join(ROOT, "target", "release", "keepserver")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import REPO, nearest_rank  # noqa: E402
+
+BINARY = os.path.join(REPO, "target", "release", "keepserver")
 FRR = "/usr/lib/frr"
 VTYSH = "/usr/bin/vtysh"
 VIP = "192.0.2.10"
@@ -230,17 +232,10 @@ router bgp {ras}
     wait_for(established, 60, "the BGP session")
 
 
-def percentile(values, p):
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 def report(name, values):
-    ms = [v * 1000 for v in values]
+    ms = sorted(v * 1000 for v in values)
     print("%-28s n=%d  min %6.0f ms  p50 %6.0f ms  mean %6.0f ms  max %6.0f ms" % (
-        name, len(ms), min(ms), percentile(ms, 50), statistics.mean(ms), max(ms)))
+        name, len(ms), min(ms), nearest_rank(ms, 50), statistics.mean(ms), max(ms)))
 
 
 def main():
@@ -257,7 +252,7 @@ def main():
             sys.exit("bench-bgp: %s is missing; install FRR (apt-get install frr)" % tool)
     if not args.no_build:
         subprocess.run(["nice", "-n", "19", "cargo", "build", "--release", "--quiet"],
-                       cwd=ROOT, check=True)
+                       cwd=REPO, check=True)
     lab = Lab()
     atexit.register(lab.cleanup)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
