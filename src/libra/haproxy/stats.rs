@@ -121,7 +121,9 @@ impl StatRow {
             total_sessions: self.total_sessions,
             bytes_in: self.bytes_in,
             bytes_out: self.bytes_out,
-            check_status: Some(self.check_status).filter(|s| !s.is_empty()),
+            // HAProxy marks a check in progress with "* " before the last result.
+            check_status: Some(self.check_status.trim_start_matches("* ").to_string())
+                .filter(|s| !s.is_empty()),
         }
     }
 }

@@ -102,6 +102,23 @@ fn fields_are_found_by_name_and_quoted_fields_may_hold_commas() {
 }
 
 #[test]
+fn a_check_in_progress_reports_the_last_result() {
+    let csv = "# pxname,svname,type,status,scur,stot,bin,bout,check_status\n\
+               http-servers,node-2,2,DOWN,0,0,0,0,* L4CON\n";
+    let rows = parse_rows(csv).expect("parses");
+    assert_eq!(
+        servers(rows),
+        vec![node(
+            "http-servers",
+            "node-2",
+            "DOWN",
+            [0, 0, 0, 0],
+            Some("L4CON")
+        )]
+    );
+}
+
+#[test]
 fn answers_that_are_not_statistics_are_errors() {
     assert_eq!(
         parse_rows("Unknown command: 'show sta'\n").expect_err("no header"),
