@@ -13,4 +13,5 @@ pub mod logging;
 pub mod report;
 pub mod runtime;
 pub mod supervisor;
+pub mod tool;
 pub mod vip;

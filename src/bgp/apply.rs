@@ -19,17 +19,16 @@
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use log::{debug, info};
-use tokio::process::Command;
 
 use super::diff;
 use super::error::{BgpError, quote_output};
 use super::files::{self, with_suffix};
 use super::model::ApplyMethod;
 use crate::config::Bgp;
+use crate::tool::{self, ToolError};
 
 /// How long one FRR command may take before it is killed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(8);
@@ -231,24 +230,21 @@ async fn run<S: AsRef<OsStr>>(program: &Path, args: &[S]) -> Result<Ran, BgpErro
         )
         .collect::<Vec<_>>()
         .join(" ");
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| BgpError::Spawn {
-            program: program.to_path_buf(),
-            source,
-        })?;
-    let output = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
+    let output = tool::output(program, args, COMMAND_TIMEOUT)
         .await
-        .map_err(|_| BgpError::Timeout {
-            command: command.clone(),
-            after: COMMAND_TIMEOUT,
-        })?
-        .map_err(BgpError::io(format!("read the output of `{command}`")))?;
+        .map_err(|e| match e {
+            ToolError::Spawn(source) => BgpError::Spawn {
+                program: program.to_path_buf(),
+                source,
+            },
+            ToolError::Timeout => BgpError::Timeout {
+                command: command.clone(),
+                after: COMMAND_TIMEOUT,
+            },
+            ToolError::Read(source) => {
+                BgpError::io(format!("read the output of `{command}`"))(source)
+            }
+        })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let ok = output.status.success();

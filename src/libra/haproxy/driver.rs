@@ -11,12 +11,11 @@
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 use nix::sys::signal::Signal;
-use tokio::process::Command;
 use tokio::sync::Mutex;
 
 pub use super::error::HaproxyError;
@@ -26,6 +25,7 @@ use super::master::{self, ProcTable};
 use super::model::Site;
 use super::process;
 use super::render::{RuntimePaths, render};
+use crate::tool::{self, ToolError};
 
 /// The HAProxy binary used when the settings name none.
 pub const DEFAULT_BINARY: &str = "haproxy";
@@ -390,24 +390,21 @@ impl Haproxy {
         within: Duration,
         what: &str,
     ) -> Result<Output, HaproxyError> {
-        let child = Command::new(&self.settings.binary)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| HaproxyError::Spawn {
-                binary: self.settings.binary.clone(),
-                source,
-            })?;
-        tokio::time::timeout(within, child.wait_with_output())
+        tool::output(&self.settings.binary, args, within)
             .await
-            .map_err(|_| HaproxyError::Timeout {
-                what: format!("{what} finishing"),
-                after: within,
-            })?
-            .map_err(HaproxyError::io(format!("read the output of {what}")))
+            .map_err(|e| match e {
+                ToolError::Spawn(source) => HaproxyError::Spawn {
+                    binary: self.settings.binary.clone(),
+                    source,
+                },
+                ToolError::Timeout => HaproxyError::Timeout {
+                    what: format!("{what} finishing"),
+                    after: within,
+                },
+                ToolError::Read(source) => {
+                    HaproxyError::io(format!("read the output of {what}"))(source)
+                }
+            })
     }
 }
 
