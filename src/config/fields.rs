@@ -164,15 +164,21 @@ pub fn cycles(v: &Value) -> Result<u64, String> {
     }
 }
 
-/// Describes a value for an error message.
+/// Describes a config value for an error message.
 pub fn kind(v: &Value) -> String {
+    describe(v, "a mapping")
+}
+
+/// Describes a value for an error message; `object` names a map in the reader's terms ("a
+/// mapping" in YAML, "an object" in a JSON message).
+pub fn describe(v: &Value, object: &str) -> String {
     match v {
         Value::Null => "null".to_string(),
         Value::Bool(b) => format!("`{b}`"),
         Value::Number(n) => format!("`{n}`"),
         Value::String(s) => format!("`{s}`"),
         Value::Array(_) => "a list".to_string(),
-        Value::Object(_) => "a mapping".to_string(),
+        Value::Object(_) => object.to_string(),
     }
 }
 

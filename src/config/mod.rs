@@ -8,7 +8,7 @@
 
 pub mod bgp;
 pub mod error;
-mod fields;
+pub(crate) mod fields;
 pub mod libra;
 
 use std::collections::BTreeMap;

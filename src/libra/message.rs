@@ -504,14 +504,7 @@ fn control_character(v: &Value, at: &str) -> Option<String> {
 }
 
 fn kind(v: &Value) -> String {
-    match v {
-        Value::Null => "null".to_string(),
-        Value::Bool(b) => format!("`{b}`"),
-        Value::Number(n) => format!("`{n}`"),
-        Value::String(s) => format!("`{s}`"),
-        Value::Array(_) => "a list".to_string(),
-        Value::Object(_) => "an object".to_string(),
-    }
+    crate::config::fields::describe(v, "an object")
 }
 
 #[cfg(test)]
