@@ -49,6 +49,22 @@ pub fn wait_for(mut cond: impl FnMut() -> bool, deadline: Duration) -> bool {
     }
 }
 
+/// Polls `cond` until `deadline`; panics naming `what`, with `report()` (the test's files and
+/// logs) to explain the failure.
+pub fn wait_or_report(
+    what: &str,
+    deadline: Duration,
+    cond: impl FnMut() -> bool,
+    report: impl FnOnce() -> String,
+) {
+    if !wait_for(cond, deadline) {
+        panic!(
+            "timed out after {deadline:?} waiting for: {what}\n{}",
+            report()
+        );
+    }
+}
+
 /// True while `pid` is a live process (a zombie, waiting for a parent that never reaps it, is dead).
 pub fn pid_alive(pid: i32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -864,12 +880,7 @@ impl Workspace {
 
     /// Polls `cond` until `deadline`; panics with `what` and everything the workspace holds.
     pub fn wait_until(&self, what: &str, deadline: Duration, cond: impl FnMut() -> bool) {
-        if !wait_for(cond, deadline) {
-            panic!(
-                "timed out after {deadline:?} waiting for: {what}\n{}",
-                self.report()
-            );
-        }
+        wait_or_report(what, deadline, cond, || self.report());
     }
 
     /// Asserts `cond` holds at every poll for `period`: for checking that nothing more happens.

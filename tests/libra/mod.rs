@@ -818,12 +818,7 @@ impl Lab {
 
     /// Polls `cond` until `deadline`; panics with `what` and the lab report.
     pub fn wait_until(&self, what: &str, deadline: Duration, cond: impl FnMut() -> bool) {
-        if !wait_for(cond, deadline) {
-            panic!(
-                "timed out after {deadline:?} waiting for: {what}\n{}",
-                self.report()
-            );
-        }
+        wait_or_report(what, deadline, cond, || self.report());
     }
 
     /// Everything useful to understand a failure.

@@ -569,5 +569,18 @@ fn quote(value: &str) -> String {
     shown
 }
 
+/// An enabled node of weight 1 at `address:port`: the unit tests' fixture.
+#[cfg(test)]
+pub(crate) fn node_for_tests(address: &str, port: u16) -> Node {
+    Node {
+        id: None,
+        address: address.parse().expect("valid host"),
+        port,
+        weight: 1,
+        backup: false,
+        condition: Condition::Enabled,
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -4,17 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::*;
-
-fn node(address: &str, port: u16) -> Node {
-    Node {
-        id: None,
-        address: address.parse().expect("valid host"),
-        port,
-        weight: 1,
-        backup: false,
-        condition: Condition::Enabled,
-    }
-}
+use crate::libra::haproxy::model::node_for_tests as node;
 
 fn lb(protocol: Protocol, port: u16, nodes: Vec<Node>) -> LoadBalancer {
     LoadBalancer {

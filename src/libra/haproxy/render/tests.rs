@@ -6,22 +6,12 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::libra::haproxy::model::HttpPath;
+use crate::libra::haproxy::model::node_for_tests as node;
 
 fn paths() -> RuntimePaths {
     RuntimePaths {
         stats_socket: PathBuf::from("/run/keepserver/haproxy/haproxy.sock"),
         pidfile: PathBuf::from("/run/keepserver/haproxy/haproxy.pid"),
-    }
-}
-
-fn node(address: &str, port: u16) -> Node {
-    Node {
-        id: None,
-        address: address.parse().expect("valid host"),
-        port,
-        weight: 1,
-        backup: false,
-        condition: Condition::Enabled,
     }
 }
 
