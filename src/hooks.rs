@@ -1,18 +1,24 @@
-//! The hook runner: runs one hook as `/bin/sh -c COMMAND` in its own process group with the
-//! KEEPSERVER_* environment, logs its output line by line tagged with the hook, and kills the
-//! whole group (SIGTERM, then SIGKILL) when it outlives its timeout.
+//! The hook runner: runs one hook in its own process group with the KEEPSERVER_* environment,
+//! logs its output line by line tagged with the hook, and kills the whole group (SIGTERM, then
+//! SIGKILL) when it outlives its timeout.
 //!
 //! Only the timeout kills the group: a start hook that leaves a service running in the
 //! background (its own process group) is left alone when the hook itself exits.
 //!
-//! A plain command (a program path and plain words: nothing the shell would expand, quote,
-//! redirect or chain) is run as `/bin/sh -c 'exec COMMAND'`: dash forks once more for the last
-//! command of `-c`, and that fork was most of keepserver's share of the time from the VIP to the
-//! hook (see the keepalived benchmark in README.rst). The shell still looks the program up and
-//! runs a script without `#!` itself, and the exit statuses for a missing (127) or non-executable
-//! (126) program are the same, so hooks behave as before.
+//! A hook is a shell command, run as `/bin/sh -c COMMAND` as keepstart's `os.system` did, with
+//! one shortcut: a plain command (a program path and plain words: nothing the shell would
+//! expand, quote, redirect or chain) is executed directly, as the shell would have done after
+//! splitting it into words (a relative program path is taken from the workspace, so the program
+//! sees its full path as `$0`). Each `/bin/sh` start costs about 0.8 ms of CPU here, on the path from
+//! the VIP to the start hook while the rest of a failover (keepalived's own scripts, the other
+//! node) competes for the same cores (see the keepalived benchmark in README.rst). When the
+//! direct start fails (a missing or non-executable program, a script without `#!`), the shell
+//! gets the command after all, so those cases end as they always did (127, 126, the script run
+//! by sh) with the shell's own message in the hook's log.
+//!
+//! A hook is started synchronously ([`start`]), so the daemon has it running before it tells
+//! anything else (the Libra worker, the BGP announcer) about the new role.
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -31,18 +37,37 @@ pub const KILL_GRACE: Duration = Duration::from_secs(2);
 /// The shell hooks are run with, as keepstart's `os.system` did.
 const SHELL: &str = "/bin/sh";
 
-/// Runs `run` in `cwd` to its end (or its timeout) and reports how it went.
-pub async fn run_hook(run: HookRun, cwd: &Path) -> HookResult {
+/// A hook that has been started: [`Started::finish`] waits for its end.
+pub struct Started {
+    run: HookRun,
+    began: Instant,
+    child: std::io::Result<Child>,
+}
+
+/// Starts `run` in `cwd` now (the process exists when this returns).
+pub fn start(run: HookRun, cwd: &Path) -> Started {
     let began = Instant::now();
     info!(
         "hook begin hook={} role={} command=\"{}\"",
         run.kind, run.role, run.command
     );
-    let outcome = match spawn(&run, cwd) {
-        Ok(child) => supervise(child, run.kind, run.timeout).await,
-        Err(e) => HookOutcome::SpawnFailed(e.to_string()),
-    };
-    let duration = began.elapsed();
+    let child = spawn(&run, cwd);
+    Started { run, began, child }
+}
+
+impl Started {
+    /// Waits for the hook to end (or its timeout) and reports how it went.
+    pub async fn finish(self) -> HookResult {
+        let Started { run, began, child } = self;
+        let outcome = match child {
+            Ok(child) => supervise(child, run.kind, run.timeout).await,
+            Err(e) => HookOutcome::SpawnFailed(e.to_string()),
+        };
+        report(run, began.elapsed(), outcome)
+    }
+}
+
+fn report(run: HookRun, duration: Duration, outcome: HookOutcome) -> HookResult {
     let ms = duration.as_millis();
     if let (HookKind::IsRunning, HookOutcome::Exited(code)) = (run.kind, &outcome) {
         // A non-zero is-running is an answer ("not running"), not a failure of the hook.
@@ -66,11 +91,23 @@ pub async fn run_hook(run: HookRun, cwd: &Path) -> HookResult {
 }
 
 fn spawn(run: &HookRun, cwd: &Path) -> std::io::Result<Child> {
+    if let Some(words) = plain_words(&run.command) {
+        let mut direct = Command::new(cwd.join(words[0]));
+        direct.args(&words[1..]);
+        if let Ok(child) = spawn_with(direct, run, cwd) {
+            return Ok(child);
+        }
+    }
+    let mut shell = Command::new(SHELL);
+    shell.arg("-c").arg(&run.command);
+    spawn_with(shell, run, cwd)
+}
+
+/// Spawns `cmd` as the hook `run`: in `cwd`, its own process group, the KEEPSERVER_*
+/// environment, output forwarded to the log.
+fn spawn_with(mut cmd: Command, run: &HookRun, cwd: &Path) -> std::io::Result<Child> {
     let previous = run.previous_role.map_or("NONE", |r| r.as_str());
-    let mut cmd = Command::new(SHELL);
-    cmd.arg("-c")
-        .arg(shell_script(&run.command).as_ref())
-        .current_dir(cwd)
+    cmd.current_dir(cwd)
         .env("KEEPSERVER_ROLE", run.role.as_str())
         .env("KEEPSERVER_PREVIOUS_ROLE", previous)
         .env("KEEPSERVER_VIP", run.vip.addr.to_string())
@@ -90,20 +127,14 @@ fn spawn(run: &HookRun, cwd: &Path) -> std::io::Result<Child> {
     Ok(child)
 }
 
-/// What `sh -c` gets for `command`: `exec COMMAND` for a plain command (see the module
-/// documentation), the command as written otherwise.
-fn shell_script(command: &str) -> Cow<'_, str> {
+/// The words of a plain command (see the module documentation), which the shell would split at
+/// the spaces and run as they are; `None` for anything the shell has to interpret.
+fn plain_words(command: &str) -> Option<Vec<&str>> {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_./,+@%-".contains(c) || c == ' ';
-    // A path, so never a builtin, keyword or function, which `exec` would not find.
-    let program_is_path = command
-        .split_whitespace()
-        .next()
-        .is_some_and(|p| p.contains('/'));
-    if program_is_path && command.chars().all(plain) {
-        Cow::Owned(format!("exec {command}"))
-    } else {
-        Cow::Borrowed(command)
-    }
+    let words: Vec<&str> = command.split(' ').filter(|w| !w.is_empty()).collect();
+    // A path, so never a builtin, keyword or function, which only the shell would find.
+    let program_is_path = words.first().is_some_and(|p| p.contains('/'));
+    (program_is_path && command.chars().all(plain)).then_some(words)
 }
 
 /// Logs each line of a hook's output; ends when every writer (the hook and anything it left
@@ -169,6 +200,10 @@ async fn kill_group(child: &mut Child, kind: HookKind, timeout: Duration) {
 mod tests {
     use super::*;
     use crate::supervisor::Role;
+
+    async fn run_hook(run: HookRun, cwd: &Path) -> HookResult {
+        start(run, cwd).finish().await
+    }
 
     fn hook(kind: HookKind, command: &str, timeout: Duration) -> HookRun {
         HookRun {
@@ -256,13 +291,19 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_program_commands_are_execed() {
-        for plain in [
-            "/opt/app/start.sh",
-            "/opt/app/start.sh --fast eth0 192.0.2.10",
-            "scripts/demo/start.sh a,b +x @y 50%",
+    fn only_plain_program_commands_are_executed_directly() {
+        for (plain, words) in [
+            ("/opt/app/start.sh", vec!["/opt/app/start.sh"]),
+            (
+                "/opt/app/start.sh --fast  eth0 192.0.2.10",
+                vec!["/opt/app/start.sh", "--fast", "eth0", "192.0.2.10"],
+            ),
+            (
+                "scripts/demo/start.sh a,b +x @y 50%",
+                vec!["scripts/demo/start.sh", "a,b", "+x", "@y", "50%"],
+            ),
         ] {
-            assert_eq!(shell_script(plain), format!("exec {plain}"), "{plain}");
+            assert_eq!(plain_words(plain), Some(words), "{plain}");
         }
         for shell in [
             "start.sh",
@@ -280,8 +321,9 @@ mod tests {
             "/opt/app/start.sh\n/opt/app/other.sh",
             "/opt/app/start.sh\tx",
             "",
+            "   ",
         ] {
-            assert_eq!(shell_script(shell), shell, "{shell:?}");
+            assert_eq!(plain_words(shell), None, "{shell:?}");
         }
     }
 
@@ -313,6 +355,66 @@ mod tests {
             format!("{} arg1 start", std::process::id()),
             "the script's parent is keepserver itself, not a forked shell"
         );
+    }
+
+    #[tokio::test]
+    async fn a_plain_relative_command_is_found_in_the_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        let out = dir.path().join("out");
+        let script = dir.path().join("bin/hook.sh");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"$0 $1\" > {}\n", out.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let r = run_hook(
+            hook(HookKind::Start, "bin/hook.sh x", Duration::from_secs(5)),
+            dir.path(),
+        )
+        .await;
+        assert_eq!(r.outcome, HookOutcome::Exited(0));
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap().trim(),
+            format!("{} x", script.display())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_script_without_an_interpreter_line_is_run_by_the_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("hook");
+        std::fs::write(&script, "test \"$1\" = go && exit 5\nexit 6\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let command = format!("{} go", script.display());
+        let r = run_hook(
+            hook(HookKind::Start, &command, Duration::from_secs(5)),
+            dir.path(),
+        )
+        .await;
+        assert_eq!(r.outcome, HookOutcome::Exited(5));
+    }
+
+    #[tokio::test]
+    async fn a_program_that_is_not_executable_ends_as_under_the_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("hook.sh");
+        std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let r = run_hook(
+            hook(
+                HookKind::Start,
+                &script.display().to_string(),
+                Duration::from_secs(5),
+            ),
+            dir.path(),
+        )
+        .await;
+        assert_eq!(r.outcome, HookOutcome::Exited(126));
     }
 
     #[tokio::test]

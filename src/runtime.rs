@@ -193,8 +193,10 @@ impl Shell {
                 Input::Control(incoming) => self.answer(incoming),
                 Input::Keepalived(event) => self.keepalived(event, Source::Fifo),
             };
+            // Hooks first: a start hook must not wait for the followers' reaction to the role.
+            let exit = self.act(actions);
             self.publish();
-            if self.act(actions) {
+            if exit {
                 break;
             }
         }
@@ -253,10 +255,10 @@ impl Shell {
         for action in actions {
             match action {
                 Action::RunHook(run) => {
+                    let started = hooks::start(run, &self.config.application.workspace);
                     let tx = self.tx.clone();
-                    let cwd = self.config.application.workspace.clone();
                     tokio::spawn(async move {
-                        let result = hooks::run_hook(run, &cwd).await;
+                        let result = started.finish().await;
                         let _ = tx.send(Input::Event(Event::HookFinished(result)));
                     });
                 }
