@@ -217,6 +217,19 @@ mod tests {
         }
     }
 
+    /// How `command` ends as hook `kind` in `dir`, with a timeout it never needs.
+    async fn outcome(kind: HookKind, command: &str, dir: &Path) -> HookOutcome {
+        run_hook(hook(kind, command, Duration::from_secs(5)), dir)
+            .await
+            .outcome
+    }
+
+    /// Writes `text` to `path` with permission bits `mode`.
+    fn write_script(path: &Path, text: &str, mode: u32) {
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+
     #[tokio::test]
     async fn exit_status_and_environment_reach_the_result() {
         let dir = tempfile::tempdir().unwrap();
@@ -225,12 +238,10 @@ mod tests {
             "echo \"$KEEPSERVER_ROLE $KEEPSERVER_PREVIOUS_ROLE $KEEPSERVER_VIP $KEEPSERVER_NIC $(pwd)\" > {}; exit 3",
             out.display()
         );
-        let r = run_hook(
-            hook(HookKind::Start, &cmd, Duration::from_secs(5)),
-            dir.path(),
-        )
-        .await;
-        assert_eq!(r.outcome, HookOutcome::Exited(3));
+        assert_eq!(
+            outcome(HookKind::Start, &cmd, dir.path()).await,
+            HookOutcome::Exited(3)
+        );
         let env = std::fs::read_to_string(&out).unwrap();
         let cwd = dir.path().canonicalize().unwrap();
         assert_eq!(
@@ -332,23 +343,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("hook.sh");
         let out = dir.path().join("out");
-        std::fs::write(
+        write_script(
             &script,
-            format!(
+            &format!(
                 "#!/bin/sh\necho \"$PPID $1 $KEEPSERVER_HOOK\" > {}\nexit 4\n",
                 out.display()
             ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+            0o755,
+        );
         let command = format!("{} arg1", script.display());
-        let r = run_hook(
-            hook(HookKind::Start, &command, Duration::from_secs(5)),
-            dir.path(),
-        )
-        .await;
-        assert_eq!(r.outcome, HookOutcome::Exited(4));
+        assert_eq!(
+            outcome(HookKind::Start, &command, dir.path()).await,
+            HookOutcome::Exited(4)
+        );
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(
             text.trim(),
@@ -363,19 +370,15 @@ mod tests {
         std::fs::create_dir(dir.path().join("bin")).unwrap();
         let out = dir.path().join("out");
         let script = dir.path().join("bin/hook.sh");
-        std::fs::write(
+        write_script(
             &script,
-            format!("#!/bin/sh\necho \"$0 $1\" > {}\n", out.display()),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        let r = run_hook(
-            hook(HookKind::Start, "bin/hook.sh x", Duration::from_secs(5)),
-            dir.path(),
-        )
-        .await;
-        assert_eq!(r.outcome, HookOutcome::Exited(0));
+            &format!("#!/bin/sh\necho \"$0 $1\" > {}\n", out.display()),
+            0o755,
+        );
+        assert_eq!(
+            outcome(HookKind::Start, "bin/hook.sh x", dir.path()).await,
+            HookOutcome::Exited(0)
+        );
         assert_eq!(
             std::fs::read_to_string(&out).unwrap().trim(),
             format!("{} x", script.display())
@@ -386,49 +389,31 @@ mod tests {
     async fn a_script_without_an_interpreter_line_is_run_by_the_shell() {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("hook");
-        std::fs::write(&script, "test \"$1\" = go && exit 5\nexit 6\n").unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        write_script(&script, "test \"$1\" = go && exit 5\nexit 6\n", 0o755);
         let command = format!("{} go", script.display());
-        let r = run_hook(
-            hook(HookKind::Start, &command, Duration::from_secs(5)),
-            dir.path(),
-        )
-        .await;
-        assert_eq!(r.outcome, HookOutcome::Exited(5));
+        assert_eq!(
+            outcome(HookKind::Start, &command, dir.path()).await,
+            HookOutcome::Exited(5)
+        );
     }
 
     #[tokio::test]
     async fn a_program_that_is_not_executable_ends_as_under_the_shell() {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("hook.sh");
-        std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .unwrap();
-        let r = run_hook(
-            hook(
-                HookKind::Start,
-                &script.display().to_string(),
-                Duration::from_secs(5),
-            ),
-            dir.path(),
-        )
-        .await;
-        assert_eq!(r.outcome, HookOutcome::Exited(126));
+        write_script(&script, "#!/bin/sh\nexit 0\n", 0o644);
+        assert_eq!(
+            outcome(HookKind::Start, &script.display().to_string(), dir.path()).await,
+            HookOutcome::Exited(126)
+        );
     }
 
     #[tokio::test]
     async fn missing_command_is_a_failure_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
-        let r = run_hook(
-            hook(
-                HookKind::Stop,
-                "/nonexistent/stop.sh",
-                Duration::from_secs(5),
-            ),
-            dir.path(),
-        )
-        .await;
-        assert_eq!(r.outcome, HookOutcome::Exited(127));
+        assert_eq!(
+            outcome(HookKind::Stop, "/nonexistent/stop.sh", dir.path()).await,
+            HookOutcome::Exited(127)
+        );
     }
 }
