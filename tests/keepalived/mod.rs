@@ -84,8 +84,34 @@ pub struct Node {
 }
 
 impl Node {
-    fn new(test: &str, name: &'static str, addr: &'static str, priority: u8) -> Option<Node> {
+    /// The node's namespace with its leg to `bridge` (NIC up, `addr` on it), FRR started after
+    /// that (zebra then finds the NIC and its address in its first look at the kernel; started
+    /// before, it once missed them and bgpd never opened the session), and the workspace.
+    fn new(
+        test: &str,
+        name: &'static str,
+        addr: &'static str,
+        priority: u8,
+        bridge: &Netns,
+    ) -> Option<Node> {
         let ns = Netns::bare(&format!("{test}{name}"))?;
+        let leg = format!("leg{name}");
+        ns.ip(&[
+            "link",
+            "add",
+            NIC,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &leg,
+            "netns",
+            bridge.name(),
+        ]);
+        bridge.ip(&["link", "set", &leg, "master", "br0"]);
+        bridge.ip(&["link", "set", &leg, "up"]);
+        ns.ip(&["link", "set", NIC, "up"]);
+        ns.ip(&["addr", "add", &format!("{addr}/24"), "dev", NIC]);
         let frr = Frr::start(&ns, name, NODE_DEBUG);
         let spec = ConfigSpec::new(VIP);
         let ws = Workspace::new(&spec);
@@ -280,8 +306,8 @@ impl Lab {
         bridge.ip(&["link", "add", "br0", "type", "bridge"]);
         bridge.ip(&["link", "set", "br0", "up"]);
         bridge.ip(&["addr", "add", &format!("{GEARMAND}/24"), "dev", "br0"]);
-        let a = Node::new(test, "a", "192.0.2.1", 150)?;
-        let b = Node::new(test, "b", "192.0.2.2", 100)?;
+        let a = Node::new(test, "a", "192.0.2.1", 150, &bridge)?;
+        let b = Node::new(test, "b", "192.0.2.2", 100, &bridge)?;
         let mut router_conf = format!(
             "hostname router\nrouter bgp {ROUTER_AS}\n bgp router-id {ROUTER}\n \
              no bgp ebgp-requires-policy\n"
@@ -295,26 +321,6 @@ impl Lab {
             );
         }
         let router = Frr::start(&bridge, "r", &router_conf);
-        for node in [&a, &b] {
-            let leg = format!("leg{}", node.name);
-            node.ns.ip(&[
-                "link",
-                "add",
-                NIC,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &leg,
-                "netns",
-                bridge.name(),
-            ]);
-            bridge.ip(&["link", "set", &leg, "master", "br0"]);
-            bridge.ip(&["link", "set", &leg, "up"]);
-            node.ns.ip(&["link", "set", NIC, "up"]);
-            node.ns
-                .ip(&["addr", "add", &format!("{}/24", node.addr), "dev", NIC]);
-        }
         a.write_keepalived_conf(b.addr);
         b.write_keepalived_conf(a.addr);
         Some(Lab {
