@@ -353,7 +353,8 @@ def main():
         not_slower = sum(1 for r in rows if r[1] <= r[2])
         rss = [proc_rss_kib(p.pid) for p in lab.procs if p.args[4] == BIN and p.poll() is None]
         version = tool_version(["keepalived", "--version"])
-        placement = "each node pinned to a core of its own" if args.pin else "both nodes share the cores"
+        placement = ("each node pinned to a core of its own" if args.pin
+                     else "both nodes share the cores")
         print()
         print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; "
               f"machine: {os.cpu_count()} cores, {platform.system()} {platform.release()}; "

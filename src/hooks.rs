@@ -9,12 +9,12 @@
 //! one shortcut: a plain command (a program path and plain words: nothing the shell would
 //! expand, quote, redirect or chain) is executed directly, as the shell would have done after
 //! splitting it into words (a relative program path is taken from the workspace, so the program
-//! sees its full path as `$0`). Each `/bin/sh` start costs about 0.8 ms of CPU here, on the path from
-//! the VIP to the start hook while the rest of a failover (keepalived's own scripts, the other
-//! node) competes for the same cores (see the keepalived benchmark in README.rst). When the
-//! direct start fails (a missing or non-executable program, a script without `#!`), the shell
-//! gets the command after all, so those cases end as they always did (127, 126, the script run
-//! by sh) with the shell's own message in the hook's log.
+//! sees its full path as `$0`). Each `/bin/sh` start costs about 0.8 ms of CPU here, on the path
+//! from the VIP to the start hook while the rest of a failover (keepalived's own scripts, the
+//! other node) competes for the same cores (see the keepalived benchmark in README.rst). When
+//! the direct start fails (a missing or non-executable program, a script without `#!`), the
+//! shell gets the command after all, so those cases end as they always did (127, 126, the script
+//! run by sh) with the shell's own message in the hook's log.
 //!
 //! A hook is started synchronously ([`start`]), so the daemon has it running before it tells
 //! anything else (the Libra worker, the BGP announcer) about the new role.
