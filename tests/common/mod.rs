@@ -263,6 +263,28 @@ pub fn prerequisite(test: &str, check: Result<&(), String>) -> bool {
     false
 }
 
+/// Installs Debian `packages` with apt-get (after an update); an error names them and carries
+/// apt-get's output.
+pub fn apt_install(packages: &[&str]) -> Result<(), String> {
+    let install = Duration::from_secs(600);
+    let update = run(Command::new("apt-get").args(["update", "-qq"]), install);
+    let out = run(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(packages),
+        install,
+    );
+    if out.ok() {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot install {}:\n{update}\n{out}",
+            packages.join(" ")
+        ))
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Network namespace guard
 

@@ -62,17 +62,11 @@ fn frr_present() -> bool {
 /// Installs FRR when missing; an error says what could not be had.
 fn ensure_frr() -> Result<(), String> {
     if !frr_present() {
-        let install = Duration::from_secs(600);
-        let update = run(Command::new("apt-get").args(["update", "-qq"]), install);
-        let out = run(
-            Command::new("apt-get")
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .args(["install", "-y", "-qq", "--no-install-recommends"])
-                .args(["frr", "frr-pythontools"]),
-            install,
-        );
+        let installed = apt_install(&["frr", "frr-pythontools"]);
         if !frr_present() {
-            return Err(format!("cannot install frr:\n{update}\n{out}"));
+            return Err(installed
+                .err()
+                .unwrap_or_else(|| "apt-get installed frr, but its daemons are missing".into()));
         }
     }
     let id = run(Command::new("id").arg("frr"), COMMAND_TIMEOUT);

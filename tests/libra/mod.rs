@@ -80,20 +80,7 @@ fn ensure_tools() -> Result<(), String> {
         packages.push("gearman-job-server");
     }
     if !packages.is_empty() {
-        let update = run(Command::new("apt-get").args(["update", "-qq"]), install);
-        let out = run(
-            Command::new("apt-get")
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .args(["install", "-y", "-qq", "--no-install-recommends"])
-                .args(&packages),
-            install,
-        );
-        if !out.ok() {
-            return Err(format!(
-                "cannot install {}:\n{update}\n{out}",
-                packages.join(" ")
-            ));
-        }
+        apt_install(&packages)?;
     }
     if !has_command("python3") {
         return Err("python3 is not installed".to_string());
