@@ -205,18 +205,8 @@ impl Shell {
 
     /// Tells followers about a change of role or health.
     fn publish(&self) {
-        let now = self.machine.role();
-        self.role.send_if_modified(|r| {
-            let changed = *r != now;
-            *r = now;
-            changed
-        });
-        let standing = self.machine.standing();
-        self.standing.send_if_modified(|s| {
-            let changed = *s != standing;
-            *s = standing;
-            changed
-        });
+        send_if_changed(&self.role, self.machine.role());
+        send_if_changed(&self.standing, self.machine.standing());
     }
 
     async fn finish(self) {
@@ -331,27 +321,17 @@ impl Shell {
         self.watch.send_replace(watch_of(&ks));
         self.cycle.send_replace(ks.cycle);
         self.config.keepstart = ks.clone();
-        self.libra.send_if_modified(|l| {
-            let changed = *l != new.libra;
-            *l = new.libra.clone();
-            changed
-        });
-        self.config.libra = new.libra.clone();
+        send_if_changed(&self.libra, new.libra.clone());
+        self.config.libra = new.libra;
         self.reload_fifo(new.keepalived_fifo);
-        self.bgp.send_if_modified(|b| {
-            let changed = *b != new.bgp;
-            *b = new.bgp.clone();
-            changed
-        });
-        self.config.bgp = new.bgp.clone();
+        send_if_changed(&self.bgp, new.bgp.clone());
+        self.config.bgp = new.bgp;
         self.config.logging = new.logging;
         self.reloads += 1;
         self.machine
             .handle(Event::Reload(Box::new(ks)), Instant::now())
     }
-}
 
-impl Shell {
     /// Switches the FIFO reader to a changed `keepstart.keepalived-fifo`; a path that cannot be
     /// made ready is logged and leaves keepserver without a FIFO (the next reload tries again).
     fn reload_fifo(&mut self, path: Option<PathBuf>) {
@@ -371,6 +351,18 @@ impl Shell {
             None => {}
         }
     }
+}
+
+/// Hands `value` to the followers watching `sender`, waking them only when it differs from what
+/// they have.
+fn send_if_changed<T: PartialEq>(sender: &watch::Sender<T>, value: T) {
+    sender.send_if_modified(|current| {
+        let changed = *current != value;
+        if changed {
+            *current = value;
+        }
+        changed
+    });
 }
 
 /// Starts the FIFO reader; its events reach the loop in the order they were written.

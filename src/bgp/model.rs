@@ -152,9 +152,7 @@ impl Word {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
 
-impl Word {
     /// A constant known to be valid (the defaults; the tests parse each of them).
     pub(crate) fn known(s: &'static str) -> Self {
         Word(s.to_string())
@@ -223,9 +221,7 @@ impl Ifname {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
 
-impl Ifname {
     /// A constant known to be valid (the defaults; the tests parse each of them).
     pub(crate) fn known(s: &'static str) -> Self {
         Ifname(s.to_string())
