@@ -127,28 +127,10 @@ fn read_pid(file: &mut File) -> Option<i32> {
     text.trim().parse().ok().filter(|p| *p > 0)
 }
 
-/// Whether a process with this pid exists.
+/// Whether a process with this pid exists (a zombie counts as gone: a foreground instance that
+/// has exited but is not yet reaped by a slow parent).
 pub fn process_alive(pid: i32) -> bool {
-    // Signal 0 checks existence; EPERM means it exists but is not ours.
-    let exists = match kill(Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(e) => e == nix::errno::Errno::EPERM,
-    };
-    // A process that has exited but is not yet reaped by its parent (a foreground instance
-    // under a slow parent) still answers signal 0; it is gone all the same.
-    exists && !zombie(pid)
-}
-
-/// Whether /proc says `pid` is a zombie (state `Z`).
-fn zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            // pid (comm) state ...: comm may hold spaces and parentheses, so split at the last ')'.
-            let rest = &stat[stat.rfind(')')? + 1..];
-            rest.split_whitespace().next().map(|state| state == "Z")
-        })
-        .unwrap_or(false)
+    crate::proc::is_alive(pid)
 }
 
 /// The pid of the instance holding `path`'s lock, or `None` when no instance runs.
@@ -296,21 +278,5 @@ mod tests {
                 alive: false
             })
         );
-    }
-
-    #[test]
-    fn an_exited_unreaped_child_is_not_alive() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id() as i32;
-        let gone = (0..500).any(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            !process_alive(pid)
-        });
-        assert!(
-            gone,
-            "the exited child {pid} (a zombie until reaped) counts as gone"
-        );
-        child.wait().unwrap();
-        assert!(process_alive(std::process::id() as i32));
     }
 }

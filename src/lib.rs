@@ -1,6 +1,7 @@
 //! keepserver: a high-availability role supervisor. It decides MASTER or SLAVE from whether the
 //! VIP is on the NIC, and makes this node's services follow that role through shell hooks.
 
+pub mod atomic_file;
 pub mod bgp;
 pub mod cli;
 pub mod config;
@@ -10,6 +11,8 @@ pub mod hooks;
 pub mod keepalived;
 pub mod libra;
 pub mod logging;
+pub mod pidfd;
+pub mod proc;
 pub mod report;
 pub mod runtime;
 pub mod supervisor;

@@ -1,99 +1,73 @@
-//! The announcer: a follower task that makes bgpd announce the configured prefixes while the node
-//! is MASTER (and, with `bgp.require-running`, while the last is-running check passed), and
-//! withdraw them otherwise and when keepserver exits: as soon as it starts shutting down (so
-//! alongside a `stop-on-exit` hook, not after it), and again when the channels close.
+//! The announcer: carries out the BGP steps the core asks for ([`BgpStep`]): bgpd announces the
+//! configured prefixes, or nothing. Whether to announce is decided by the core
+//! ([`crate::supervisor::components`]), which also retries failures and asks for a step on the
+//! way out.
 //!
-//! Whether to announce is the pure [`wanted`]. Getting there is always the same three steps, in
-//! an order that never draws traffic the node would refuse: put the prefixes on the loopback,
-//! put the rendered bgpd.conf in force, then take off the loopback what keepserver added and no
-//! longer announces. Announcing adds before the `network` lines appear; withdrawing removes them
-//! before the addresses go. A step that fails stops the sequence (a failed withdrawal keeps the
-//! addresses, since the route may still be announced) and the whole is retried after
-//! [`RETRY_DELAY`], backing off to [`RETRY_MAX`]; an unchanged rendering is neither rewritten nor
-//! reapplied.
+//! Getting there is always the same three steps, in an order that never draws traffic the node
+//! would refuse: put the prefixes on the loopback, put the rendered bgpd.conf in force, then
+//! take off the loopback what keepserver added and no longer announces. Announcing adds before
+//! the `network` lines appear; withdrawing removes them before the addresses go. A step that
+//! fails stops the sequence (a failed withdrawal keeps the addresses, since the route may still
+//! be announced); an unchanged rendering is neither rewritten nor reapplied.
+//!
+//! [`FrrIdentity`] is how a restarted bgpd or zebra is noticed: their vty sockets, which each
+//! daemon creates anew when it starts.
 
-use std::future::pending;
-use std::time::Duration;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 
 use log::{error, info};
-use tokio::sync::watch;
 
 use super::apply::{Bgpd, Outcome};
 use super::error::BgpError;
-use super::files::with_suffix;
 use super::loopback::Loopback;
 use super::model::Prefix;
 use super::render::render;
+use crate::atomic_file::with_suffix;
 use crate::config::Bgp;
-use crate::supervisor::{Role, Standing};
+use crate::supervisor::{BgpStep, Standing};
 
-/// How long to wait before trying again after a first failed step; it doubles with each further
-/// failure, up to [`RETRY_MAX`].
-pub const RETRY_DELAY: Duration = Duration::from_secs(2);
-/// The longest wait between retries (a bgpd that is down is not asked every 2 s for ever).
-pub const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Where FRR keeps its daemons' vty sockets (under `<pathspace>/` for a pathspace).
+pub const FRR_RUN_DIR: &str = "/var/run/frr";
 
-/// Whether to announce: enabled, MASTER, not shutting down, and (with `require-running`) the
-/// last check passed.
-pub fn wanted(bgp: Option<&Bgp>, standing: Standing) -> bool {
-    bgp.is_some_and(|b| {
-        standing.role == Role::Master
-            && !standing.leaving
-            && (!b.require_running || standing.healthy == Some(true))
-    })
+/// Which bgpd and zebra answer now: their vty sockets' device, inode and change time (`None`:
+/// not there). The change time tells a new socket even where a file system reuses the inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrrIdentity {
+    bgpd: Option<(u64, u64, i64, i64)>,
+    zebra: Option<(u64, u64, i64, i64)>,
 }
 
-/// Follows `standing` and the `bgp` section in `config` until both senders are gone (keepserver
-/// exits), then withdraws and removes what it added.
-pub async fn follow(
-    mut config: watch::Receiver<Option<Bgp>>,
-    mut standing: watch::Receiver<Standing>,
-) {
-    let mut announcer = Announcer::new(config.borrow_and_update().clone());
-    let mut failures: u32 = 0;
-    loop {
-        let now = *standing.borrow_and_update();
-        let result = announcer
-            .converge(wanted(announcer.bgp.as_ref(), now), now)
-            .await;
-        failures = if result.is_ok() {
-            0
-        } else {
-            failures.saturating_add(1)
-        };
-        let delay = retry_delay(failures);
-        let retry = async {
-            match delay {
-                Some(delay) => tokio::time::sleep(delay).await,
-                None => pending().await,
-            }
-        };
-        tokio::select! {
-            changed = standing.changed() => if changed.is_err() { break },
-            changed = config.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                let new = config.borrow_and_update().clone();
-                announcer.reconfigure(new, now).await;
-            }
-            () = retry => {}
+impl FrrIdentity {
+    /// A look at the vty sockets of the bgpd that `bgp` drives.
+    pub fn of(bgp: &Bgp) -> FrrIdentity {
+        match &bgp.pathspace {
+            Some(ps) => FrrIdentity::in_dir(&PathBuf::from(FRR_RUN_DIR).join(ps.as_str())),
+            None => FrrIdentity::in_dir(&PathBuf::from(FRR_RUN_DIR)),
         }
     }
-    let last = *standing.borrow();
-    if announcer.converge(false, last).await.is_ok() && announcer.bgp.is_some() {
-        info!("bgp announcer stopped: nothing announced, loopback prefixes removed");
-    }
-}
 
-/// How long to wait after `failures` failed attempts in a row; `None` after a success.
-fn retry_delay(failures: u32) -> Option<Duration> {
-    let doublings = failures.checked_sub(1)?.min(8);
-    Some(RETRY_DELAY.saturating_mul(1 << doublings).min(RETRY_MAX))
+    /// A look at the vty sockets in `dir`.
+    fn in_dir(dir: &std::path::Path) -> FrrIdentity {
+        let socket = |daemon: &str| {
+            std::fs::metadata(dir.join(format!("{daemon}.vty")))
+                .ok()
+                .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
+        };
+        FrrIdentity {
+            bgpd: socket("bgpd"),
+            zebra: socket("zebra"),
+        }
+    }
+
+    /// Whether bgpd's vty socket is there.
+    pub fn bgpd_up(&self) -> bool {
+        self.bgpd.is_some()
+    }
 }
 
 /// The announcer's state: the section in force, its bgpd and loopback.
-struct Announcer {
+pub struct Announcer {
     bgp: Option<Bgp>,
     bgpd: Option<Bgpd>,
     loopback: Option<Loopback>,
@@ -102,7 +76,8 @@ struct Announcer {
 }
 
 impl Announcer {
-    fn new(bgp: Option<Bgp>) -> Self {
+    /// An announcer for `bgp` (nothing applied yet).
+    pub fn new(bgp: Option<Bgp>) -> Self {
         Announcer {
             bgpd: bgp.as_ref().map(Bgpd::new),
             loopback: bgp
@@ -111,6 +86,17 @@ impl Announcer {
             bgp,
             announced: None,
         }
+    }
+
+    /// Carries out `step` (see the module documentation); `standing` is for the log.
+    pub async fn step(&mut self, step: BgpStep, standing: Standing) -> Result<(), BgpError> {
+        self.reconfigure(step.config, standing).await;
+        if step.reread
+            && let Some(bgpd) = &mut self.bgpd
+        {
+            bgpd.forget();
+        }
+        self.converge(step.announce, standing).await
     }
 
     /// Takes a new section (after a reload). When it drives another bgpd or loopback, or is
@@ -134,7 +120,7 @@ impl Announcer {
         *self = Announcer::new(new);
     }
 
-    /// Announces the configured prefixes (`announce`) or nothing; logs failures.
+    /// Announces the configured prefixes (`announce`) or nothing; logs what changed.
     async fn converge(&mut self, announce: bool, standing: Standing) -> Result<(), BgpError> {
         let (Some(bgp), Some(bgpd), Some(loopback)) =
             (&self.bgp, &mut self.bgpd, &mut self.loopback)
@@ -159,13 +145,12 @@ impl Announcer {
             ),
             Ok(_) => {}
             Err(e) => error!(
-                "bgp {} failed, retrying in {}s: {e}",
+                "bgp {} failed: {e}",
                 if announce {
                     "announcement"
                 } else {
                     "withdrawal"
-                },
-                RETRY_DELAY.as_secs()
+                }
             ),
         }
         if result.is_ok() {
@@ -196,6 +181,8 @@ fn show(prefixes: &[Prefix]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supervisor::Role;
+    use crate::supervisor::components::announce_wanted;
 
     fn bgp(require_running: bool) -> Bgp {
         let text = format!(
@@ -209,26 +196,6 @@ mod tests {
             .config
             .bgp
             .expect("enabled")
-    }
-
-    #[test]
-    fn retries_back_off_to_the_cap() {
-        let delays: Vec<Option<u64>> = (0..7)
-            .map(|n| retry_delay(n).map(|d| d.as_secs()))
-            .collect();
-        assert_eq!(
-            delays,
-            [
-                None,
-                Some(2),
-                Some(4),
-                Some(8),
-                Some(16),
-                Some(30),
-                Some(30)
-            ]
-        );
-        assert_eq!(retry_delay(u32::MAX), Some(RETRY_MAX));
     }
 
     #[test]
@@ -254,12 +221,37 @@ mod tests {
                 leaving,
             };
             assert_eq!(
-                wanted(bgp, standing),
+                announce_wanted(bgp, standing),
                 want,
                 "enabled={} require_running={:?} {standing:?}",
                 bgp.is_some(),
                 bgp.map(|b| b.require_running)
             );
         }
+    }
+
+    #[test]
+    fn frr_identity_changes_when_a_vty_socket_is_made_anew() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let none = FrrIdentity::in_dir(dir.path());
+        assert!(!none.bgpd_up());
+        let bind = |daemon: &str| {
+            std::os::unix::net::UnixListener::bind(dir.path().join(format!("{daemon}.vty")))
+                .expect("bind")
+        };
+        let (bgpd, _zebra) = (bind("bgpd"), bind("zebra"));
+        let up = FrrIdentity::in_dir(dir.path());
+        assert!(up.bgpd_up());
+        assert_ne!(up, none);
+        assert_eq!(up, FrrIdentity::in_dir(dir.path()), "unchanged");
+        // bgpd restarts: its socket is removed and made anew.
+        drop(bgpd);
+        std::fs::remove_file(dir.path().join("bgpd.vty")).expect("remove");
+        let _bgpd = bind("bgpd");
+        assert_ne!(FrrIdentity::in_dir(dir.path()), up, "a new bgpd");
+        // And the default run dir is where Debian's FRR keeps them.
+        let mut b = bgp(false);
+        b.pathspace = Some("keepserver-unit-test-none".parse().expect("word"));
+        assert!(!FrrIdentity::of(&b).bgpd_up());
     }
 }

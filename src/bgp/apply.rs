@@ -11,11 +11,14 @@
 //!   leak into zebra.
 //! - `frr-reload`: FRR's `frr-reload.py --reload --daemon bgpd`, the general diff of the whole
 //!   file; about a second on a small machine, for setups where bgpd.conf carries more than
-//!   keepserver renders.
+//!   keepserver renders. It is run only when the running configuration differs from the file
+//!   by keepserver's own reckoning.
 //!
 //! Nothing is written or told when the text equals the last one applied. The first apply after
-//! keepserver starts always tells bgpd, so a bgpd left announcing by a crashed keepserver is
-//! brought back in line; when the owned file already holds that text, it is not rewritten.
+//! keepserver starts, and the first after [`Bgpd::forget`] (bgpd restarted, or the periodic
+//! re-read), reads bgpd's running configuration, so a bgpd left announcing by a crashed
+//! keepserver, or restarted empty, is brought back in line; when the owned file already holds
+//! the text it is not rewritten, and when bgpd already runs it nothing is sent.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -25,8 +28,8 @@ use log::{debug, info};
 
 use super::diff;
 use super::error::{BgpError, quote_output};
-use super::files::{self, with_suffix};
 use super::model::ApplyMethod;
+use crate::atomic_file::{self as files, with_suffix};
 use crate::config::Bgp;
 use crate::tool::{self, ToolError};
 
@@ -92,12 +95,21 @@ impl Bgpd {
         }
         let began = Instant::now();
         if self.in_force.is_none() && self.on_disk().await.as_deref() == Some(text) {
-            // keepserver's own file from before a restart: bgpd is told, nothing is rewritten.
-            self.tell(&self.config, text, None).await?;
+            // keepserver's own file, from before a restart or a re-read: bgpd is told what
+            // differs, if anything, and nothing is rewritten.
+            let sent = self.tell(&self.config, text, None).await?;
+            self.in_force = Some(text.to_string());
+            if !sent {
+                debug!(
+                    "bgp running configuration matches config={}",
+                    self.config.display()
+                );
+                return Ok(Outcome::Unchanged);
+            }
         } else {
             self.install(text).await?;
+            self.in_force = Some(text.to_string());
         }
-        self.in_force = Some(text.to_string());
         info!(
             "bgp configuration applied config={} method={} ms={}",
             self.config.display(),
@@ -120,7 +132,7 @@ impl Bgpd {
         files::write(&tmp, text).await?;
         let check = match self.check(&tmp).await {
             Ok(check) => check,
-            Err(e) => return Err(files::discard(&tmp, e).await),
+            Err(e) => return Err(discard(&tmp, e).await),
         };
         if !check.ok {
             files::rename(&tmp, &saved).await?;
@@ -133,14 +145,20 @@ impl Bgpd {
             });
         }
         match self.tell(&tmp, text, Some(&saved)).await {
-            Ok(()) => files::rename(&tmp, &self.config).await,
+            Ok(_) => Ok(files::rename(&tmp, &self.config).await?),
             Err(e @ BgpError::NotApplied { .. }) => {
                 files::rename(&tmp, &saved).await?;
                 Err(e)
             }
             // bgpd could not be asked: nothing is wrong with the file.
-            Err(e) => Err(files::discard(&tmp, e).await),
+            Err(e) => Err(discard(&tmp, e).await),
         }
+    }
+
+    /// Forgets what bgpd was last told, so the next apply reads its running configuration and
+    /// sends whatever differs (after bgpd restarted, or to catch changes made by hand).
+    pub fn forget(&mut self) {
+        self.in_force = None;
     }
 
     /// `vtysh --dryrun -f FILE`.
@@ -149,46 +167,40 @@ impl Bgpd {
         run(&self.vtysh, &args).await
     }
 
-    /// Tells the running bgpd about `file` (whose content is `text`): with vtysh, the commands
-    /// that make its running configuration the file's; with frr-reload, the file.
-    async fn tell(&self, file: &Path, text: &str, saved: Option<&Path>) -> Result<(), BgpError> {
+    /// Tells the running bgpd about `file` (whose content is `text`), if its running
+    /// configuration differs: with vtysh, the commands that make it the file's; with
+    /// frr-reload, the file. Returns whether anything was sent.
+    async fn tell(&self, file: &Path, text: &str, saved: Option<&Path>) -> Result<bool, BgpError> {
         let failed = |ran: Ran| BgpError::NotApplied {
             command: ran.command,
             status: ran.status,
             saved: saved.map(Path::to_path_buf),
             output: ran.output,
         };
-        match self.method {
+        let running = self.vtysh_run(&["-c", "show running-config"]).await?;
+        if !running.ok {
+            return Err(BgpError::Query {
+                command: running.command,
+                status: running.status,
+                output: running.output,
+            });
+        }
+        let commands = diff::commands(&running.output, text);
+        if commands.is_empty() {
+            return Ok(false);
+        }
+        let sent = match self.method {
             ApplyMethod::Vtysh => {
-                let running = self.vtysh_run(&["-c", "show running-config"]).await?;
-                if !running.ok {
-                    return Err(BgpError::Query {
-                        command: running.command,
-                        status: running.status,
-                        output: running.output,
-                    });
-                }
-                let commands = diff::commands(&running.output, text);
-                if commands.is_empty() {
-                    return Ok(());
-                }
                 debug!("bgp sending to bgpd commands=\"{}\"", commands.join("; "));
                 let mut args = vec!["-c", "configure terminal"];
                 for command in &commands {
                     args.extend(["-c", command.as_str()]);
                 }
-                let sent = self.vtysh_run(&args).await?;
-                if sent.ok { Ok(()) } else { Err(failed(sent)) }
+                self.vtysh_run(&args).await?
             }
-            ApplyMethod::FrrReload => {
-                let reloaded = run(&self.frr_reload, &self.frr_reload_args(file)).await?;
-                if reloaded.ok {
-                    Ok(())
-                } else {
-                    Err(failed(reloaded))
-                }
-            }
-        }
+            ApplyMethod::FrrReload => run(&self.frr_reload, &self.frr_reload_args(file)).await?,
+        };
+        if sent.ok { Ok(true) } else { Err(failed(sent)) }
     }
 
     /// `vtysh [-N PATHSPACE] -d bgpd ARGS`.
@@ -219,6 +231,14 @@ impl Bgpd {
         args.push(file.as_os_str().to_owned());
         args
     }
+}
+
+/// Removes the temporary file `tmp` after `error`, which is returned.
+async fn discard(tmp: &Path, error: BgpError) -> BgpError {
+    if let Err(e) = files::remove(tmp).await {
+        debug!("{e}");
+    }
+    error
 }
 
 /// Runs `program ARGS` to its end (killed after [`COMMAND_TIMEOUT`]), output captured.

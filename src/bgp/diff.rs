@@ -14,6 +14,8 @@
 //! the running configuration lacks are added, in the rendering's order. Of the lines the running
 //! configuration has and the rendering lacks, those keepserver can stop rendering are removed:
 //! `network`, neighbors, `redistribute static`, and the whole `router bgp` when the AS changes.
+//! `hostname` is never sent: FRR keeps one hostname for the router (zebra's), and bgpd told
+//! another goes on showing it, so sending it would make every comparison differ.
 //! (A route-map or prefix-list entry dropped from the rendering stays in bgpd until it restarts
 //! from the file; `bgp.apply: frr-reload` removes those too.)
 
@@ -121,11 +123,17 @@ pub fn commands(running: &str, desired: &str) -> Vec<String> {
         }
     }
     for line in &desired {
-        if !have.contains(line) {
+        // The hostname is the whole router's (FRR keeps zebra's; bgpd told another one goes on
+        // showing zebra's): it is in the file for a bgpd that starts from it, never sent.
+        if !have.contains(line) && !is_hostname(line) {
             steps.push((line.context.clone(), line.text.clone()));
         }
     }
     in_context(steps)
+}
+
+fn is_hostname(line: &Line) -> bool {
+    line.context.is_empty() && line.text.starts_with("hostname ")
 }
 
 /// The default VRF's `router bgp AS` header, if there is one.
@@ -352,9 +360,22 @@ line vty
             .unwrap();
         let router = sent.iter().position(|c| c == "router bgp 65001").unwrap();
         assert!(policy < router, "{sent:?}");
-        assert_eq!(sent[0], "hostname node");
+        assert!(
+            !sent.iter().any(|c| c.starts_with("hostname")),
+            "the hostname is not bgpd's to take: {sent:?}"
+        );
         assert!(sent.contains(&"neighbor 2001:db8:1::2 activate".to_string()));
         assert!(!sent.iter().any(|c| c.starts_with("no ")), "{sent:?}");
+    }
+
+    #[test]
+    fn the_hostname_is_never_sent() {
+        for running in [
+            RUNNING.replace("hostname node", "hostname zebras-name"),
+            RUNNING.replace("hostname node\n", ""),
+        ] {
+            assert_eq!(commands(&running, ANNOUNCED), Vec::<String>::new());
+        }
     }
 
     #[test]

@@ -124,6 +124,15 @@ pub fn quote_output(text: &str) -> String {
     }
 }
 
+impl From<crate::atomic_file::FileError> for BgpError {
+    fn from(e: crate::atomic_file::FileError) -> Self {
+        BgpError::Io {
+            action: e.action,
+            source: e.source,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

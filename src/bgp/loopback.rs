@@ -20,8 +20,8 @@ use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::Handle;
 
 use super::error::BgpError;
-use super::files;
 use super::model::{Ifname, Prefix};
+use crate::atomic_file as files;
 
 /// What to do on the loopback to carry `wanted`.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -4,15 +4,15 @@
 //!
 //! One job per module: [`model`] the typed values from the config, [`render`] the pure bgpd.conf
 //! renderer, [`diff`] the commands that bring a running bgpd to the rendering, [`apply`]
-//! checking, installing and applying the file, [`files`] writing files crash-safely,
-//! [`loopback`] the prefixes on the loopback over netlink, [`announcer`] the follower task that
-//! decides and orders the steps, and [`error`] their failures.
+//! checking, installing and applying the file, [`loopback`] the prefixes on the loopback over
+//! netlink, [`announcer`] carrying out the steps the core asks for, in order, and [`error`]
+//! their failures. Whether to announce is decided by the core
+//! ([`crate::supervisor::components`]); files are written through [`crate::atomic_file`].
 
 pub mod announcer;
 pub mod apply;
 pub mod diff;
 pub mod error;
-pub mod files;
 pub mod loopback;
 pub mod model;
 pub mod render;

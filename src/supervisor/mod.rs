@@ -11,6 +11,26 @@
 //! keepstart: one hook at a time (role changes during a hook are acted on when it ends, latest role
 //! only), a failed is-running counts as not running, failing starts and stops back off.
 //!
+//! Time is an input, and so are deadlines: the machine says when it next wants to be woken
+//! ([`Supervisor::poll_timeout`]: the next cycle, a retry, a confirmation, the end of a hold),
+//! the shell feeds [`Event::Timeout`] then, and every retry happens at its exact time rather than
+//! at the next cycle. The back-off of failing starts and stops (see [`backoff`]): after the n-th
+//! failure in a row the next try waits `sleep × 2^(n−1)`, at most `failure-backoff-max`,
+//! counted from when the failure was seen (a failed hook's end, or the is-running one cycle
+//! after a start or stop that did not confirm it). A role change and a reload forget the
+//! failures and try at once.
+//!
+//! The components that follow the role (the Libra worker, HAProxy, the BGP announcer) are part
+//! of the machine too ([`components`]): their starts, stops, restarts and re-applies are
+//! [`Action`]s and their reports [`Event::Component`]s, so recovery from their faults is tested
+//! here with simulated time like the hooks.
+//!
+//! A hook left running by a killed predecessor (found in the hook record at start-up) is
+//! adopted with [`Supervisor::adopt`]: it counts as the hook in flight, so nothing else runs
+//! until it ends or is killed at its original timeout; then, since how it ended is unknown, the
+//! running state is asked of is-running (without is-running, an adopted start or stop that
+//! ended by itself is taken to have done its job).
+//!
 //! keepalived's notifies ([`Event::Keepalived`]) are logged next to keepserver's own view, but
 //! the VIP on the NIC stays the truth: the shell re-reads the VIP right after every notify, and
 //! that observation decides. A notify the re-read VIP contradicts (MASTER without the VIP, or
@@ -24,6 +44,8 @@
 //! the FIFO can beat the netlink event for the VIP's removal, but the re-read already finds the VIP
 //! gone, so the stop hook is only delayed by the re-read.)
 
+pub mod backoff;
+pub mod components;
 pub mod status;
 pub mod types;
 
@@ -34,11 +56,19 @@ use log::{debug, info, warn};
 
 use crate::config::Keepstart;
 use crate::keepalived::{KeepalivedEvent, Source};
+use backoff::Backoff;
+use components::{Components, show_duration};
 pub use status::{HookStats, KeepalivedStats, KeepalivedView, Status, Transition};
-pub use types::{Action, Event, HookKind, HookOutcome, HookResult, HookRun, Role, Standing};
+pub use types::{
+    Action, BgpStep, ComponentEvent, Event, HookKind, HookOutcome, HookResult, HookRun, Role,
+    Settings, Standing, Target,
+};
 
 /// keepalived events kept for judging; only reached if VIP observations stopped arriving.
 const MAX_UNJUDGED: usize = 64;
+/// How long the components get to finish (the Libra job in hand, the BGP withdrawal) once
+/// keepserver is shutting down and no hook is left.
+pub const EXIT_GRACE: Duration = Duration::from_secs(10);
 
 /// The role state machine. See the module documentation.
 #[derive(Debug)]
@@ -51,19 +81,23 @@ pub struct Supervisor {
     /// The last is-running outcome since the last start or stop finished.
     checked: Option<bool>,
     in_flight: Option<HookKind>,
+    /// The hook in flight was left by a previous instance.
+    in_flight_adopted: bool,
     /// is-running is due at the next chance.
     test_due: bool,
-    /// A forced is-running becomes due on the first tick at or after this time.
+    /// A forced is-running becomes due at this time.
     test_not_before: Option<Instant>,
     /// The start or stop whose effect the next is-running confirms.
     awaiting_confirmation: Option<HookKind>,
     cycle: u64,
+    /// When the next cycle ends.
+    next_cycle_at: Instant,
     transitions: u64,
     last_transition: Option<Transition>,
     hooks: BTreeMap<HookKind, HookStats>,
-    failures: u32,
-    retry_not_before: Option<Instant>,
-    shutting_down: bool,
+    backoff: Backoff,
+    /// When shutting down began.
+    leaving_since: Option<Instant>,
     exit_stop_done: bool,
     exited: bool,
     /// keepalived events waiting for the next VIP observation to be judged against.
@@ -71,19 +105,27 @@ pub struct Supervisor {
     /// After a FAULT or STOP demoted the node: hooks wait for the VIP until this time.
     held_until: Option<Instant>,
     keepalived: KeepalivedStats,
+    components: Components,
 }
 
 impl Supervisor {
     /// A machine that starts in `role` (from the first look at the NIC) at time `now`.
-    pub fn new(settings: Keepstart, role: Role, now: Instant) -> Self {
+    pub fn new(settings: Settings, role: Role, now: Instant) -> Self {
+        let Settings {
+            keepstart,
+            libra,
+            bgp,
+        } = settings;
         Supervisor {
-            settings,
+            next_cycle_at: now + keepstart.cycle,
+            settings: keepstart,
             started: now,
             role,
             previous_role: None,
             running: None,
             checked: None,
             in_flight: None,
+            in_flight_adopted: false,
             test_due: false,
             test_not_before: None,
             awaiting_confirmation: None,
@@ -94,20 +136,46 @@ impl Supervisor {
                 .iter()
                 .map(|k| (*k, HookStats::default()))
                 .collect(),
-            failures: 0,
-            retry_not_before: None,
-            shutting_down: false,
+            backoff: Backoff::default(),
+            leaving_since: None,
             exit_stop_done: false,
             exited: false,
             unjudged: Vec::new(),
             held_until: None,
             keepalived: KeepalivedStats::default(),
+            components: Components::new(libra, bgp),
         }
+    }
+
+    /// Takes over a hook of `kind` that a previous instance left running: it is the hook in
+    /// flight until the shell reports its end. Call before [`Supervisor::begin`].
+    pub fn adopt(&mut self, kind: HookKind) {
+        self.in_flight = Some(kind);
+        self.in_flight_adopted = true;
+    }
+
+    /// Takes the running state a previous instance recorded when its last hook had ended; used
+    /// only without is-running (which is asked instead), so the tracked state survives a
+    /// restart. Call before [`Supervisor::begin`].
+    pub fn assume_running(&mut self, running: bool) {
+        if self.settings.is_running.is_none() && self.in_flight.is_none() {
+            self.running = Some(running);
+        }
+    }
+
+    /// The hook in flight, if any.
+    pub fn hook_in_flight(&self) -> Option<HookKind> {
+        self.in_flight
+    }
+
+    /// The service's tracked running state (`None`: unknown).
+    pub fn running(&self) -> Option<bool> {
+        self.running
     }
 
     /// The actions to take now, before any event (e.g. the first is-running or start).
     pub fn begin(&mut self, now: Instant) -> Vec<Action> {
-        self.next_action(now).into_iter().collect()
+        self.next_actions(now)
     }
 
     /// Feeds one event at time `now`; returns what the shell must do, in order.
@@ -119,15 +187,8 @@ impl Supervisor {
                 self.judge(present);
             }
             Event::Keepalived { event, source } => self.keepalived(event, source, now),
-            Event::Tick => {
-                if self.held_until.is_some_and(|t| now >= t) {
-                    warn!(
-                        "no VIP re-read after a keepalived notify; acting on role={}",
-                        self.role
-                    );
-                    self.held_until = None;
-                }
-                if self.tick(now) {
+            Event::Timeout => {
+                if self.cycles(now) {
                     actions.push(Action::Report);
                 }
             }
@@ -135,17 +196,41 @@ impl Supervisor {
             Event::Reload(settings) => self.reload(*settings),
             Event::ReportRequested => actions.push(Action::Report),
             Event::Shutdown => {
-                if !self.shutting_down {
+                if self.leaving_since.is_none() {
                     info!(
-                        "shutting down in_flight={:?}",
-                        self.in_flight.map(|k| k.as_str())
+                        "shutting down in_flight={}",
+                        self.in_flight.map_or("none", HookKind::as_str)
                     );
+                    self.leaving_since = Some(now);
                 }
-                self.shutting_down = true;
             }
+            Event::Component(event) => self.components.event(event, now),
         }
-        actions.extend(self.next_action(now));
+        actions.extend(self.next_actions(now));
         actions
+    }
+
+    /// When the machine next wants [`Event::Timeout`]: the end of the cycle, or earlier when a
+    /// retry, a confirming is-running, the end of a hold or the exit grace is due. `None` once
+    /// it has exited.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        if self.exited {
+            return None;
+        }
+        // A deadline already passed is either acted on by now or waits for the hook in
+        // flight, whose end wakes the machine anyway; the cycle's end is always kept.
+        let ahead = |t: Option<Instant>| t.filter(|t| *t > now);
+        [
+            Some(self.next_cycle_at),
+            self.backoff.pending(now),
+            ahead(self.test_not_before),
+            ahead(self.held_until),
+            ahead(self.leaving_since.map(|t| t + EXIT_GRACE)),
+            self.components.poll_timeout(now),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The current role.
@@ -158,7 +243,7 @@ impl Supervisor {
         Standing {
             role: self.role,
             healthy: self.checked,
-            leaving: self.shutting_down,
+            leaving: self.leaving_since.is_some(),
         }
     }
 
@@ -182,17 +267,16 @@ impl Supervisor {
             }),
             cycle: self.cycle,
             hook_in_flight: self.in_flight,
+            hook_in_flight_adopted: self.in_flight.is_some() && self.in_flight_adopted,
             hooks: self
                 .hooks
                 .iter()
                 .map(|(k, s)| (*k, status::HookView::new(s, now)))
                 .collect(),
-            consecutive_failures: self.failures,
-            retry_in_s: self
-                .retry_not_before
-                .filter(|t| *t > now)
-                .map(|t| status::secs(t - now)),
+            consecutive_failures: self.backoff.failures,
+            retry_in_s: self.backoff.pending(now).map(|t| status::secs(t - now)),
             keepalived: KeepalivedView::new(&self.keepalived, now),
+            components: self.components.view(now),
         }
     }
 
@@ -264,38 +348,54 @@ impl Supervisor {
         self.role = role;
         self.transitions += 1;
         // A new term: act at once, whatever failed in the last one.
-        self.failures = 0;
-        self.retry_not_before = None;
+        self.backoff.reset();
         self.awaiting_confirmation = None;
     }
 
-    /// Counts a cycle; returns whether the alive report is due.
-    fn tick(&mut self, now: Instant) -> bool {
-        self.cycle += 1;
-        if self.settings.is_running.is_some() {
-            if self.cycle.is_multiple_of(self.settings.force_test_cycle) {
+    /// Counts the cycles that ended by `now`; returns whether the alive report is due.
+    fn cycles(&mut self, now: Instant) -> bool {
+        let mut report = false;
+        while now >= self.next_cycle_at {
+            self.cycle += 1;
+            self.next_cycle_at += self.settings.cycle;
+            if self.next_cycle_at <= now {
+                // Far behind (a stopped process): count one cycle and start again from now.
+                self.next_cycle_at = now + self.settings.cycle;
+            }
+            let forced = self.cycle.is_multiple_of(self.settings.force_test_cycle);
+            if forced && self.settings.is_running.is_some() {
                 self.test_due = true;
             }
-            if self.test_not_before.is_some_and(|t| now >= t) {
-                self.test_not_before = None;
-                self.test_due = true;
-            }
+            self.components.cycle(forced);
+            report |= self.cycle.is_multiple_of(self.settings.report_cycle);
         }
-        self.cycle.is_multiple_of(self.settings.report_cycle)
+        report
     }
 
-    fn reload(&mut self, settings: Keepstart) {
+    fn reload(&mut self, settings: Settings) {
         info!(
-            "configuration reloaded role={} running={}",
+            "configuration reloaded role={} running={} failures_forgotten={}",
             self.role,
-            show_running(self.running)
+            show_running(self.running),
+            self.backoff.failures
         );
-        if settings.is_running.is_none() {
+        let Settings {
+            keepstart,
+            libra,
+            bgp,
+        } = settings;
+        if keepstart.is_running.is_none() {
             self.test_due = false;
             self.test_not_before = None;
             self.awaiting_confirmation = None;
         }
-        self.settings = settings;
+        if keepstart.cycle != self.settings.cycle {
+            self.next_cycle_at = self.next_cycle_at - self.settings.cycle + keepstart.cycle;
+        }
+        // A fixed hook is tried at once, not after the back-off its predecessor earned.
+        self.backoff.reset();
+        self.settings = keepstart;
+        self.components.reload(libra, bgp);
     }
 
     fn finish(&mut self, result: HookResult, now: Instant) {
@@ -304,11 +404,16 @@ impl Supervisor {
             return;
         }
         self.in_flight = None;
-        let ok = result.outcome.is_success();
+        self.in_flight_adopted = false;
         let kind = result.kind;
+        let outcome = result.outcome.clone();
         let stats = self.hooks.entry(kind).or_default();
         stats.runs += 1;
         stats.last = Some((result, now));
+        if outcome == HookOutcome::Unobserved {
+            return self.finish_unobserved(kind);
+        }
+        let ok = outcome.is_success();
         match kind {
             HookKind::Start | HookKind::Stop => {
                 // Whatever is-running said was about the service before this hook.
@@ -319,7 +424,7 @@ impl Supervisor {
                     if self.settings.is_running.is_some() {
                         self.awaiting_confirmation = Some(kind);
                     } else {
-                        self.succeeded();
+                        self.backoff.reset();
                     }
                 } else {
                     // A failed start leaves the service down; a failed stop leaves it up.
@@ -332,51 +437,79 @@ impl Supervisor {
             }
             HookKind::IsRunning => {
                 self.test_due = false;
+                self.test_not_before = None;
                 self.running = Some(ok);
                 self.checked = Some(ok);
                 match self.awaiting_confirmation.take() {
                     Some(HookKind::Start) if !ok => self.failed(HookKind::Start, now),
                     Some(HookKind::Stop) if ok => self.failed(HookKind::Stop, now),
-                    Some(_) => self.succeeded(),
+                    Some(_) => self.backoff.reset(),
                     None => {}
                 }
             }
         }
     }
 
-    fn succeeded(&mut self) {
-        self.failures = 0;
-        self.retry_not_before = None;
-    }
-
-    fn failed(&mut self, kind: HookKind, now: Instant) {
-        self.failures = self.failures.saturating_add(1);
-        let delay = self.backoff();
-        self.retry_not_before = Some(now + delay);
-        warn!(
-            "{kind} did not take effect role={} failures={} retry_in={:.1}s",
-            self.role,
-            self.failures,
-            delay.as_secs_f64()
+    /// An adopted hook ended by itself: ask is-running, or (without one) take a start or stop
+    /// to have done its job.
+    fn finish_unobserved(&mut self, kind: HookKind) {
+        self.checked = None;
+        self.awaiting_confirmation = None;
+        self.running = match (&self.settings.is_running, kind) {
+            (Some(_), _) | (None, HookKind::IsRunning) => None,
+            (None, HookKind::Start) => Some(true),
+            (None, HookKind::Stop) => Some(false),
+        };
+        info!(
+            "adopted hook ended hook={kind} running={}",
+            if self.running.is_none() {
+                "unknown: asking is-running"
+            } else {
+                show_running(self.running)
+            }
         );
     }
 
-    /// One cycle after the first failure, doubling per failure, capped.
-    fn backoff(&self) -> Duration {
-        let doublings = self.failures.saturating_sub(1).min(20);
-        let delay = self.settings.cycle.saturating_mul(1 << doublings);
-        delay.min(self.settings.failure_backoff_max)
+    fn failed(&mut self, kind: HookKind, now: Instant) {
+        let wait = self
+            .backoff
+            .failed(now, self.settings.cycle, self.settings.failure_backoff_max);
+        warn!(
+            "{kind} did not take effect role={} failures={} retry_in={}",
+            self.role,
+            self.backoff.failures,
+            show_duration(wait)
+        );
     }
 
-    fn next_action(&mut self, now: Instant) -> Option<Action> {
+    fn next_actions(&mut self, now: Instant) -> Vec<Action> {
+        let mut actions: Vec<Action> = self.next_hook(now).into_iter().collect();
+        if self.exited {
+            return actions;
+        }
+        actions.extend(self.components.actions(self.standing(), now));
+        if let Some(exit) = self.exit_if_done(now) {
+            actions.push(exit);
+        }
+        actions
+    }
+
+    fn next_hook(&mut self, now: Instant) -> Option<Action> {
         if self.exited || self.in_flight.is_some() {
             return None;
         }
-        if self.shutting_down {
-            return Some(self.next_exit_action());
+        if self.leaving_since.is_some() {
+            return self.exit_stop();
         }
-        if self.held_until.is_some_and(|t| now < t) {
-            return None;
+        if let Some(until) = self.held_until {
+            if now < until {
+                return None;
+            }
+            warn!(
+                "no VIP re-read after a keepalived notify; acting on role={}",
+                self.role
+            );
+            self.held_until = None;
         }
         if self.running.is_none() {
             if self.settings.is_running.is_some() {
@@ -384,7 +517,11 @@ impl Supervisor {
             }
             self.running = Some(false);
         }
-        let retry_allowed = self.retry_not_before.is_none_or(|t| now >= t);
+        if self.test_not_before.is_some_and(|t| now >= t) {
+            self.test_not_before = None;
+            self.test_due = true;
+        }
+        let retry_allowed = self.backoff.allows(now);
         match (self.role, self.running) {
             (Role::Master, Some(false)) if retry_allowed => Some(self.run(HookKind::Start)),
             (Role::Slave, Some(true)) if retry_allowed => Some(self.run(HookKind::Stop)),
@@ -393,13 +530,39 @@ impl Supervisor {
         }
     }
 
-    fn next_exit_action(&mut self) -> Action {
+    /// While leaving: the stop-on-exit hook, once.
+    fn exit_stop(&mut self) -> Option<Action> {
         if self.settings.stop_on_exit && self.running != Some(false) && !self.exit_stop_done {
             self.exit_stop_done = true;
-            return self.run(HookKind::Stop);
+            return Some(self.run(HookKind::Stop));
         }
+        None
+    }
+
+    /// Exit once leaving, no hook is left and the components are done (or the grace is over).
+    fn exit_if_done(&mut self, now: Instant) -> Option<Action> {
+        let since = self.leaving_since?;
+        if self.in_flight.is_some() {
+            return None;
+        }
+        let exit_stop_pending =
+            self.settings.stop_on_exit && self.running != Some(false) && !self.exit_stop_done;
+        if exit_stop_pending {
+            return None;
+        }
+        if !self.components.settled_for_exit() {
+            if now < since + EXIT_GRACE {
+                return None;
+            }
+            warn!(
+                "exiting without waiting longer for unfinished={} after={}",
+                self.components.unfinished().join(","),
+                show_duration(EXIT_GRACE)
+            );
+        }
+        self.components.log_exit();
         self.exited = true;
-        Action::Exit
+        Some(Action::Exit)
     }
 
     fn run(&mut self, kind: HookKind) -> Action {
@@ -407,7 +570,7 @@ impl Supervisor {
         let command = match kind {
             HookKind::Start => self.settings.start.clone(),
             HookKind::Stop => self.settings.stop.clone(),
-            // next_action only asks for is-running when one is configured.
+            // next_hook only asks for is-running when one is configured.
             HookKind::IsRunning => self.settings.is_running.clone().unwrap_or_default(),
         };
         Action::RunHook(HookRun {

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::types::{HookKind, HookOutcome, HookResult, Role};
+use super::components::ComponentsView;
+use super::types::{HookKind, HookOutcome, HookResult, Role, signal_name};
 use crate::keepalived::{KeepalivedEvent, KeepalivedState, Source};
 
 /// Run counts and the last result of one hook.
@@ -49,6 +50,8 @@ pub struct Status {
     pub cycle: u64,
     /// The hook running now, if any.
     pub hook_in_flight: Option<HookKind>,
+    /// The hook in flight was left running by a previous keepserver instance (adopted).
+    pub hook_in_flight_adopted: bool,
     /// Per hook: runs and last result.
     pub hooks: BTreeMap<HookKind, HookView>,
     /// Consecutive failed starts or stops (reset by a confirmed success or a role change).
@@ -57,6 +60,8 @@ pub struct Status {
     pub retry_in_s: Option<f64>,
     /// keepalived's view, from its last notify or FIFO line; null until one arrives.
     pub keepalived: Option<KeepalivedView>,
+    /// The components that follow the role.
+    pub components: ComponentsView,
 }
 
 /// What keepalived said last, and how often it disagreed with the VIP.
@@ -132,8 +137,8 @@ pub struct HookResultView {
     pub outcome: &'static str,
     /// Exit status, when it exited.
     pub exit: Option<i32>,
-    /// Signal that ended it, when one did.
-    pub signal: Option<i32>,
+    /// Signal that ended it (`SIGKILL`), when one did.
+    pub signal: Option<String>,
     /// Why it could not start, when it could not.
     pub error: Option<String>,
     /// How long it ran, in milliseconds.
@@ -151,6 +156,7 @@ impl HookView {
                 outcome: match r.outcome {
                     HookOutcome::Exited(0) => "ok",
                     HookOutcome::TimedOut => "timeout",
+                    HookOutcome::Unobserved => "unknown",
                     _ => "failed",
                 },
                 exit: match r.outcome {
@@ -158,7 +164,7 @@ impl HookView {
                     _ => None,
                 },
                 signal: match r.outcome {
-                    HookOutcome::Signaled(sig) => Some(sig),
+                    HookOutcome::Signaled(sig) => Some(signal_name(sig)),
                     _ => None,
                 },
                 error: match &r.outcome {
@@ -186,7 +192,7 @@ impl Status {
         for (kind, view) in &self.hooks {
             let last = match &view.last {
                 None => "never".to_string(),
-                Some(l) => match (l.exit, l.signal) {
+                Some(l) => match (l.exit, &l.signal) {
                     (Some(code), _) => format!("{}(exit={},{}ms)", l.outcome, code, l.ms),
                     (_, Some(sig)) => format!("{}(signal={},{}ms)", l.outcome, sig, l.ms),
                     _ => format!("{}({}ms)", l.outcome, l.ms),
@@ -196,9 +202,28 @@ impl Status {
         }
         if let Some(kind) = self.hook_in_flight {
             let _ = write!(line, " in_flight={kind}");
+            if self.hook_in_flight_adopted {
+                line.push_str("(adopted)");
+            }
         }
         if self.consecutive_failures > 0 {
             let _ = write!(line, " failures={}", self.consecutive_failures);
+        }
+        if let Some(retry) = self.retry_in_s {
+            let _ = write!(line, " next_retry_in={retry:.1}s");
+        }
+        let c = &self.components;
+        if c.haproxy_failures > 0 {
+            let _ = write!(line, " haproxy_failures={}", c.haproxy_failures);
+        }
+        if let Some(retry) = c.haproxy_retry_in_s {
+            let _ = write!(line, " haproxy_retry_in={retry:.1}s");
+        }
+        if c.bgp_failures > 0 {
+            let _ = write!(line, " bgp_failures={}", c.bgp_failures);
+        }
+        if let Some(retry) = c.bgp_retry_in_s {
+            let _ = write!(line, " bgp_retry_in={retry:.1}s");
         }
         line
     }

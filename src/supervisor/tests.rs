@@ -21,6 +21,25 @@ fn settings(is_running: bool) -> Keepstart {
     }
 }
 
+/// The components' sections of a config without Libra or BGP.
+fn no_components() -> (crate::config::Libra, Option<crate::config::Bgp>) {
+    let text = "keepstart: {vip: 192.0.2.10, start: s, stop: t}\n";
+    let config = crate::config::parse(text, std::path::Path::new("/etc/keepserver/config.yaml"))
+        .expect("valid")
+        .config;
+    (config.libra, config.bgp)
+}
+
+/// `keepstart` with no components.
+fn full(keepstart: Keepstart) -> Settings {
+    let (libra, bgp) = no_components();
+    Settings {
+        keepstart,
+        libra,
+        bgp,
+    }
+}
+
 /// Drives a machine and keeps the hooks it asked for, checking they never overlap.
 struct Sim {
     m: Supervisor,
@@ -31,12 +50,20 @@ struct Sim {
     exited: bool,
     /// The simulated service: up after a successful start, down after a successful stop.
     service_up: bool,
+    /// Component actions asked for, in order, with the time they were asked.
+    asked: Vec<(Instant, Action)>,
 }
 
 impl Sim {
     fn new(settings: Keepstart, vip_present: bool) -> Self {
+        Sim::with(full(settings), vip_present, |_| {})
+    }
+
+    /// A machine for `settings`, prepared by `before` (e.g. an adoption) before it begins.
+    fn with(settings: Settings, vip_present: bool, before: impl FnOnce(&mut Supervisor)) -> Self {
         let now = Instant::now();
-        let m = Supervisor::new(settings, Role::from_vip(vip_present), now);
+        let mut m = Supervisor::new(settings, Role::from_vip(vip_present), now);
+        before(&mut m);
         let mut sim = Sim {
             m,
             now,
@@ -45,6 +72,7 @@ impl Sim {
             reports: 0,
             exited: false,
             service_up: false,
+            asked: Vec::new(),
         };
         let actions = sim.m.begin(now);
         sim.take(actions);
@@ -69,6 +97,7 @@ impl Sim {
                     assert!(!self.exited, "exit asked twice");
                     self.exited = true;
                 }
+                other => self.asked.push((self.now, other)),
             }
         }
     }
@@ -105,13 +134,27 @@ impl Sim {
             .expect("a keepalived event was seen")
     }
 
+    /// Lets `d` pass, waking the machine at every deadline it gives on the way.
     fn advance(&mut self, d: Duration) {
-        self.now += d;
+        let until = self.now + d;
+        for _ in 0..100_000 {
+            match self.m.poll_timeout(self.now) {
+                Some(t) if t <= until => {
+                    self.now = self.now.max(t);
+                    self.event(Event::Timeout);
+                }
+                _ => {
+                    self.now = until;
+                    return;
+                }
+            }
+        }
+        panic!("the machine keeps asking to be woken before {until:?}");
     }
 
+    /// One cycle passes.
     fn tick(&mut self) {
         self.advance(CYCLE);
-        self.event(Event::Tick);
     }
 
     /// Ends the hook in flight with `outcome` after `took`.
@@ -418,14 +461,14 @@ fn reload_during_a_hook_runs_nothing_itself_and_applies_next_time() {
     let mut new = settings(false);
     new.start = "new-start.sh".into();
     new.stop = "new-stop.sh".into();
-    s.event(Event::Reload(Box::new(new)));
+    s.event(Event::Reload(Box::new(full(new))));
     assert_eq!(s.ran, [Start], "reload runs no hook");
     s.finish_ok();
-    s.event(Event::Reload(Box::new(settings(false))));
+    s.event(Event::Reload(Box::new(full(settings(false)))));
     assert_eq!(s.ran, [Start]);
     let mut new = settings(false);
     new.stop = "new-stop.sh".into();
-    s.event(Event::Reload(Box::new(new)));
+    s.event(Event::Reload(Box::new(full(new))));
     s.vip(false);
     assert_eq!(s.in_flight.as_ref().unwrap().command, "new-stop.sh");
 }
@@ -434,7 +477,7 @@ fn reload_during_a_hook_runs_nothing_itself_and_applies_next_time() {
 fn reload_adding_is_running_uses_it_on_the_next_force_cycle() {
     let mut s = Sim::new(settings(false), true);
     s.finish_ok();
-    s.event(Event::Reload(Box::new(settings(true))));
+    s.event(Event::Reload(Box::new(full(settings(true)))));
     assert!(s.in_flight.is_none());
     s.tick();
     s.tick();
@@ -559,7 +602,6 @@ fn held_hooks_run_after_a_cycle_when_no_reread_arrives() {
     s.finish_ok();
     s.keepalived(KeepalivedState::Stop);
     s.advance(CYCLE / 2);
-    s.event(Event::Tick);
     assert_eq!(s.in_flight, None, "still within the hold");
     s.tick();
     assert_eq!(s.in_flight_kind(), Some(Stop), "the hold ended: SLAVE acts");
@@ -647,4 +689,376 @@ fn standing_is_healthy_only_after_a_passing_check_since_the_last_start_or_stop()
     );
     s.event(Event::Shutdown);
     assert!(s.m.standing().leaving);
+}
+
+/// Start times, in seconds from the machine's start, of every start hook in the first `span`.
+fn start_times(mut s: Sim, span: Duration, mut end: impl FnMut(&mut Sim)) -> Vec<f64> {
+    let t0 = s.now;
+    let mut times = Vec::new();
+    let step = Duration::from_millis(250);
+    while s.now < t0 + span {
+        if s.in_flight_kind() == Some(Start)
+            && times.len() < s.ran.iter().filter(|k| **k == Start).count()
+        {
+            times.push((s.now - t0).as_secs_f64());
+        }
+        if s.in_flight.is_some() {
+            end(&mut s);
+        } else {
+            s.advance(step);
+        }
+    }
+    times
+}
+
+#[test]
+fn failing_starts_are_retried_on_the_documented_schedule() {
+    // Without is-running: each start fails at once; the n-th failure waits 2 s × 2^(n−1), at
+    // most failure-backoff-max (30 s), counted from the failure.
+    let s = Sim::new(settings(false), true);
+    let times = start_times(s, Duration::from_secs(100), |s| {
+        s.finish(HookOutcome::Exited(1), Duration::ZERO);
+    });
+    assert_eq!(times, [0.0, 2.0, 6.0, 14.0, 30.0, 60.0, 90.0]);
+
+    // A start that takes 1 s to fail: the wait counts from its end.
+    let s = Sim::new(settings(false), true);
+    let times = start_times(s, Duration::from_secs(40), |s| {
+        s.finish(HookOutcome::Exited(1), Duration::from_secs(1));
+    });
+    assert_eq!(times, [0.0, 3.0, 8.0, 17.0, 34.0]);
+
+    // With is-running: a start that exits 0 is confirmed one cycle later; when the service is
+    // not running then, that is the failure, and the wait counts from it.
+    let mut s = Sim::new(settings(true), true);
+    s.finish(HookOutcome::Exited(1), Duration::ZERO);
+    let times = start_times(s, Duration::from_secs(60), |s| {
+        let outcome = match s.in_flight_kind() {
+            Some(Start) => HookOutcome::Exited(0),
+            _ => HookOutcome::Exited(1),
+        };
+        s.finish(outcome, Duration::ZERO);
+    });
+    assert_eq!(times, [0.0, 4.0, 10.0, 20.0, 38.0]);
+}
+
+#[test]
+fn reload_and_a_role_change_forget_the_back_off_and_retry_at_once() {
+    let mut s = Sim::new(settings(false), true);
+    for _ in 0..4 {
+        s.finish(HookOutcome::Exited(1), Duration::ZERO);
+        while s.in_flight.is_none() {
+            let next = s.m.poll_timeout(s.now).expect("a retry is due");
+            s.advance(next - s.now);
+        }
+    }
+    s.finish(HookOutcome::Exited(1), Duration::ZERO);
+    let st = s.m.status(s.now, 1);
+    assert_eq!(st.consecutive_failures, 5);
+    assert_eq!(
+        st.retry_in_s,
+        Some(30.0),
+        "the fifth failure waits 32 s, capped at 30"
+    );
+    let line = st.alive_line();
+    assert!(line.contains("failures=5 next_retry_in=30.0s"), "{line}");
+    s.advance(Duration::from_secs(1));
+    let mut fixed = settings(false);
+    fixed.start = "fixed-start.sh".to_string();
+    s.event(Event::Reload(Box::new(full(fixed))));
+    let run = s.in_flight.as_ref().expect("retried at once");
+    assert_eq!((run.kind, run.command.as_str()), (Start, "fixed-start.sh"));
+    assert_eq!(s.m.status(s.now, 1).consecutive_failures, 0);
+
+    s.finish(HookOutcome::Exited(1), Duration::ZERO);
+    assert!(s.in_flight.is_none(), "backing off again");
+    s.vip(false);
+    s.vip(true);
+    assert_eq!(
+        s.in_flight_kind(),
+        Some(Start),
+        "a new MASTER term starts at once"
+    );
+}
+
+#[test]
+fn an_adopted_hook_holds_every_other_hook_until_it_ends() {
+    // With is-running: once the adopted start ends, is-running decides.
+    let mut s = Sim::with(full(settings(true)), true, |m| m.adopt(Start));
+    assert!(s.ran.is_empty(), "nothing runs beside the adopted start");
+    assert_eq!(s.m.status(s.now, 1).hook_in_flight, Some(Start));
+    assert!(s.m.status(s.now, 1).hook_in_flight_adopted);
+    s.vip(false);
+    s.vip(true);
+    s.tick();
+    assert!(s.ran.is_empty());
+    s.advance(Duration::from_secs(5));
+    s.event(Event::HookFinished(HookResult {
+        kind: Start,
+        outcome: HookOutcome::Unobserved,
+        duration: Duration::from_secs(5),
+    }));
+    assert_eq!(s.in_flight_kind(), Some(IsRunning));
+    s.finish_ok();
+    assert!(s.in_flight.is_none(), "it is running: no second start");
+    assert_eq!(s.m.status(s.now, 1).running, Some(true));
+    assert_eq!(
+        s.m.status(s.now, 1).hooks[&Start]
+            .last
+            .as_ref()
+            .expect("recorded")
+            .outcome,
+        "unknown"
+    );
+
+    // Without is-running: an adopted start or stop that ended by itself did its job.
+    for (kind, vip, running) in [(Start, true, true), (Stop, false, false)] {
+        let mut s = Sim::with(full(settings(false)), vip, |m| m.adopt(kind));
+        s.event(Event::HookFinished(HookResult {
+            kind,
+            outcome: HookOutcome::Unobserved,
+            duration: Duration::from_secs(1),
+        }));
+        assert!(s.ran.is_empty(), "{kind}: nothing to run");
+        assert_eq!(s.m.status(s.now, 1).running, Some(running));
+    }
+}
+
+#[test]
+fn an_adopted_start_killed_at_its_timeout_is_a_failed_start() {
+    let mut s = Sim::with(full(settings(false)), true, |m| m.adopt(Start));
+    s.event(Event::HookFinished(HookResult {
+        kind: Start,
+        outcome: HookOutcome::TimedOut,
+        duration: Duration::from_secs(30),
+    }));
+    assert!(
+        s.in_flight.is_none(),
+        "retried after the back-off, not at once"
+    );
+    assert_eq!(s.m.status(s.now, 1).consecutive_failures, 1);
+    s.advance(CYCLE);
+    assert_eq!(s.in_flight_kind(), Some(Start));
+}
+
+#[test]
+fn a_recorded_running_state_is_trusted_only_without_is_running() {
+    let s = Sim::with(full(settings(false)), true, |m| m.assume_running(true));
+    assert!(s.ran.is_empty(), "recorded as running: no second start");
+    let s = Sim::with(full(settings(false)), false, |m| m.assume_running(true));
+    assert_eq!(s.ran, [Stop], "SLAVE and recorded running");
+    let s = Sim::with(full(settings(true)), true, |m| m.assume_running(true));
+    assert_eq!(s.ran, [IsRunning], "is-running is asked instead");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Components
+
+/// Settings with the Libra worker (HAProxy following the role when `follow_role`) and the BGP
+/// announcer enabled.
+fn with_components(is_running: bool, follow_role: bool) -> Settings {
+    let text = format!(
+        "keepstart: {{nic: eth0, vip: 192.0.2.10, start: s, stop: t}}\n\
+         libra:\n  enabled: true\n  queue: lbaas-test\n  haproxy: {{follow-role: {follow_role}}}\n\
+         bgp:\n  enabled: true\n  local-as: 65001\n  router-id: 198.51.100.1\n  \
+         neighbors: [{{address: 198.51.100.2, remote-as: 65000}}]\n  loopback: lo\n"
+    );
+    let config = crate::config::parse(&text, std::path::Path::new("/etc/keepserver/config.yaml"))
+        .expect("valid")
+        .config;
+    Settings {
+        keepstart: settings(is_running),
+        libra: config.libra,
+        bgp: config.bgp,
+    }
+}
+
+impl Sim {
+    /// The component actions asked since the last call, without their times.
+    fn asked(&mut self) -> Vec<Action> {
+        self.asked.drain(..).map(|(_, a)| a).collect()
+    }
+
+    fn component(&mut self, e: ComponentEvent) {
+        self.event(Event::Component(e));
+    }
+}
+
+fn is_bgp(a: &Action, announce: bool, reread: bool) -> bool {
+    matches!(a, Action::Bgp(step) if step.announce == announce && step.reread == reread)
+}
+
+#[test]
+fn hooks_come_before_the_components_and_the_worker_follows_the_role() {
+    let now = Instant::now();
+    let mut m = Supervisor::new(with_components(false, false), Role::Master, now);
+    let first = m.begin(now);
+    assert!(matches!(first[0], Action::RunHook(_)), "{first:?}");
+    assert!(matches!(first[1], Action::StartWorker(_)), "{first:?}");
+
+    let mut s = Sim::with(with_components(false, false), false, |_| {});
+    assert!(
+        !s.asked()
+            .iter()
+            .any(|a| matches!(a, Action::StartWorker(_))),
+        "no worker on SLAVE"
+    );
+    s.vip(true);
+    assert!(
+        s.asked()
+            .iter()
+            .any(|a| matches!(a, Action::StartWorker(_)))
+    );
+    s.vip(false);
+    assert!(s.asked().contains(&Action::StopWorker));
+    s.vip(true);
+    assert!(s.asked().is_empty(), "still stopping: no second worker yet");
+    s.component(ComponentEvent::WorkerStopped);
+    assert!(
+        s.asked()
+            .iter()
+            .any(|a| matches!(a, Action::StartWorker(_)))
+    );
+
+    // A reload with a changed section restarts the worker.
+    let mut changed = with_components(false, false);
+    changed.libra.queue = "lbaas-other".to_string();
+    s.event(Event::Reload(Box::new(changed)));
+    assert!(s.asked().contains(&Action::StopWorker));
+    s.component(ComponentEvent::WorkerStopped);
+    let asked = s.asked();
+    assert!(
+        asked
+            .iter()
+            .any(|a| matches!(a, Action::StartWorker(l) if l.queue == "lbaas-other")),
+        "{asked:?}"
+    );
+}
+
+#[test]
+fn a_dead_haproxy_is_started_again_at_once_and_failures_back_off() {
+    let mut s = Sim::with(with_components(false, false), true, |_| {});
+    let up = |a: &Action| matches!(a, Action::Haproxy(Target::Up, _));
+    assert!(s.asked().iter().any(up), "MASTER: HAProxy serves");
+    s.component(ComponentEvent::HaproxyDone(Ok(())));
+    s.component(ComponentEvent::HaproxyExited);
+    assert!(s.asked().iter().any(up), "restarted at once");
+    let t0 = s.now;
+    s.component(ComponentEvent::HaproxyDone(Err("cannot bind".into())));
+    let mut retries = Vec::new();
+    while s.now < t0 + Duration::from_secs(10) {
+        s.advance(Duration::from_millis(100));
+        if s.asked().iter().any(up) {
+            retries.push((s.now - t0).as_secs_f64().round());
+            s.component(ComponentEvent::HaproxyDone(Err("cannot bind".into())));
+        }
+    }
+    assert_eq!(retries, [1.0, 3.0, 7.0], "1 s, then 2 s, then 4 s");
+    s.component(ComponentEvent::HaproxyExited);
+    assert!(
+        s.asked().is_empty(),
+        "an exit while backing off waits for the retry"
+    );
+
+    // On SLAVE it is left alone without follow-role, stopped with it.
+    s.vip(false);
+    assert!(!s.asked().iter().any(|a| matches!(a, Action::Haproxy(..))));
+    let mut s = Sim::with(with_components(false, true), false, |_| {});
+    assert!(
+        s.asked()
+            .iter()
+            .any(|a| matches!(a, Action::Haproxy(Target::Down, _)))
+    );
+    s.component(ComponentEvent::HaproxyDone(Ok(())));
+    s.component(ComponentEvent::HaproxyExited);
+    assert!(s.asked().is_empty(), "stopped is what it should be");
+}
+
+#[test]
+fn bgp_follows_the_role_retries_and_reapplies_when_bgpd_restarts() {
+    let mut s = Sim::with(with_components(false, false), true, |_| {});
+    let asked = s.asked();
+    assert!(asked.iter().any(|a| is_bgp(a, true, false)), "{asked:?}");
+    s.component(ComponentEvent::BgpDone(Err("bgpd is down".into())));
+    let t0 = s.now;
+    let mut retries = Vec::new();
+    while s.now < t0 + Duration::from_secs(15) {
+        s.advance(Duration::from_millis(500));
+        let announce = |a: &Action| matches!(a, Action::Bgp(step) if step.announce);
+        if s.asked().iter().any(announce) {
+            retries.push((s.now - t0).as_secs_f64());
+            s.component(ComponentEvent::BgpDone(Err("bgpd is down".into())));
+        }
+    }
+    assert_eq!(retries, [2.0, 6.0, 14.0], "2 s, then 4 s, then 8 s");
+    // bgpd comes back: seen at the next cycle's look, applied at once, back-off or not.
+    s.component(ComponentEvent::FrrChanged);
+    assert!(s.asked().iter().any(|a| is_bgp(a, true, true)));
+    s.component(ComponentEvent::BgpDone(Ok(())));
+    assert_eq!(s.m.status(s.now, 1).components.bgp_announced, Some(true));
+
+    // Every cycle FRR is looked at; every force-test-cycle (3) bgpd's configuration is read.
+    let mut looks = 0;
+    let mut rereads = 0;
+    for _ in 0..6 {
+        s.tick();
+        for a in s.asked() {
+            match a {
+                Action::CheckFrr => looks += 1,
+                Action::Bgp(step) if step.reread && step.announce => {
+                    rereads += 1;
+                    s.component(ComponentEvent::BgpDone(Ok(())));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!((looks, rereads), (6, 2));
+
+    // A restart seen while a step is in flight: that step's success does not count.
+    s.vip(false);
+    assert!(s.asked().iter().any(|a| is_bgp(a, false, false)));
+    s.component(ComponentEvent::FrrChanged);
+    s.component(ComponentEvent::BgpDone(Ok(())));
+    assert!(
+        s.asked().iter().any(|a| is_bgp(a, false, true)),
+        "told again"
+    );
+}
+
+#[test]
+fn shutdown_lets_the_components_go_at_once_and_exits_when_they_are_done() {
+    let mut st = with_components(false, false);
+    st.keepstart.stop_on_exit = true;
+    let mut s = Sim::with(st, true, |_| {});
+    s.finish_ok();
+    s.asked();
+    s.component(ComponentEvent::HaproxyDone(Ok(())));
+    s.component(ComponentEvent::BgpDone(Ok(())));
+    s.event(Event::Shutdown);
+    assert_eq!(s.in_flight_kind(), Some(Stop), "stop-on-exit");
+    let asked = s.asked();
+    assert!(asked.contains(&Action::StopWorker), "{asked:?}");
+    assert!(
+        asked.iter().any(|a| is_bgp(a, false, false)),
+        "withdrawn at once: {asked:?}"
+    );
+    s.finish_ok();
+    assert!(!s.exited, "the worker and the withdrawal are not done");
+    s.component(ComponentEvent::WorkerStopped);
+    assert!(!s.exited);
+    s.component(ComponentEvent::BgpDone(Err("bgpd is down".into())));
+    assert!(s.exited, "one attempt on the way out");
+    assert!(s.asked().is_empty(), "no retry");
+
+    // A worker that does not finish is given up after the grace.
+    let mut s = Sim::with(with_components(false, false), true, |_| {});
+    s.finish_ok();
+    s.asked();
+    s.event(Event::Shutdown);
+    s.component(ComponentEvent::BgpDone(Ok(())));
+    s.advance(EXIT_GRACE - Duration::from_millis(1));
+    assert!(!s.exited);
+    s.advance(Duration::from_millis(1));
+    assert!(s.exited, "the grace is over");
 }

@@ -1,12 +1,13 @@
 //! The vocabulary of the role state machine: roles, hooks and their outcomes, the events that
-//! drive the machine and the actions it asks the shell to carry out.
+//! drive the machine and the actions it asks the shell to carry out (hooks, and the components
+//! that follow the role: the Libra worker, its HAProxy and the BGP announcer).
 
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::Keepstart;
+use crate::config::{Bgp, Keepstart, Libra};
 use crate::keepalived::{KeepalivedEvent, Source};
 use crate::vip::Vip;
 
@@ -53,7 +54,7 @@ pub struct Standing {
 }
 
 /// Which of the three hooks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum HookKind {
     /// Starts the service (run on MASTER when not running).
     #[serde(rename = "start")]
@@ -97,6 +98,9 @@ pub enum HookOutcome {
     TimedOut,
     /// It could not be started at all.
     SpawnFailed(String),
+    /// A hook a previous keepserver instance started (found in the hook record at start-up)
+    /// ended by itself while this one watched: it was not our child, so how it ended is unknown.
+    Unobserved,
 }
 
 impl HookOutcome {
@@ -111,11 +115,19 @@ impl fmt::Display for HookOutcome {
         match self {
             HookOutcome::Exited(0) => write!(f, "ok exit=0"),
             HookOutcome::Exited(code) => write!(f, "failed exit={code}"),
-            HookOutcome::Signaled(sig) => write!(f, "failed signal={sig}"),
+            HookOutcome::Signaled(sig) => write!(f, "failed signal={}", signal_name(*sig)),
             HookOutcome::TimedOut => write!(f, "timeout"),
             HookOutcome::SpawnFailed(e) => write!(f, "failed spawn-error=\"{e}\""),
+            HookOutcome::Unobserved => write!(f, "ended exit=unknown"),
         }
     }
+}
+
+/// A signal's name (`SIGTERM`), or its number when it has none.
+pub fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| signal.to_string())
 }
 
 /// A finished hook, as reported by the shell.
@@ -129,6 +141,18 @@ pub struct HookResult {
     pub duration: Duration,
 }
 
+/// Everything the machine's decisions depend on that comes from the config file: the
+/// `keepstart` section and the components' sections.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The `keepstart` section.
+    pub keepstart: Keepstart,
+    /// The `libra` section (its `enabled` says whether the worker runs at all).
+    pub libra: Libra,
+    /// The `bgp` section, `None` unless enabled.
+    pub bgp: Option<Bgp>,
+}
+
 /// Something that happened, fed to [`super::Supervisor::handle`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -137,15 +161,15 @@ pub enum Event {
         /// Whether the VIP is on an up NIC.
         present: bool,
     },
-    /// One cycle (`sleep` seconds) elapsed.
-    Tick,
+    /// The deadline the machine gave last ([`super::Supervisor::poll_timeout`]) has come.
+    Timeout,
     /// The hook in flight ended.
     HookFinished(HookResult),
     /// A new, valid configuration replaces the current one.
-    Reload(Box<Keepstart>),
+    Reload(Box<Settings>),
     /// Write the alive report now (SIGUSR1).
     ReportRequested,
-    /// Stop: finish the hook in flight, optionally run stop, then exit.
+    /// Stop: finish the hook in flight, optionally run stop, let the components go, then exit.
     Shutdown,
     /// keepalived reported a state change; the shell re-reads the VIP right after feeding this.
     Keepalived {
@@ -154,9 +178,52 @@ pub enum Event {
         /// Through which channel.
         source: Source,
     },
+    /// Something one of the components reported.
+    Component(ComponentEvent),
 }
 
-/// What the shell should do, returned by [`super::Supervisor::handle`].
+/// What the components report back to the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentEvent {
+    /// The Libra worker, asked to stop, finished the job in hand and left the job servers.
+    WorkerStopped,
+    /// An [`Action::Haproxy`] finished: HAProxy is where it was asked to be, or why not.
+    HaproxyDone(Result<(), String>),
+    /// The HAProxy master keepserver owns exited, and not because keepserver stopped it.
+    HaproxyExited,
+    /// An [`Action::Bgp`] finished: bgpd announces what it was asked to, or why not.
+    BgpDone(Result<(), String>),
+    /// bgpd or zebra is not the process it was at the last look (restarted, or gone).
+    FrrChanged,
+}
+
+/// Where HAProxy should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Serving its kept configuration (if there is one and it is not suspended).
+    Up,
+    /// Stopped.
+    Down,
+}
+
+/// One BGP announcer step: bring bgpd to this.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BgpStep {
+    /// The section to apply with; when it differs from the one in force the announcer first
+    /// withdraws through the old one (if it drives another bgpd or loopback). `None`: withdraw
+    /// and let go.
+    pub config: Option<Bgp>,
+    /// Announce the configured prefixes (`true`) or nothing.
+    pub announce: bool,
+    /// Read bgpd's running configuration first and send whatever differs, rather than trust
+    /// that it holds what was last applied (after bgpd restarted, and every
+    /// `force-test-cycle` cycles to catch changes made by hand).
+    pub reread: bool,
+}
+
+/// What the shell should do, returned by [`super::Supervisor::handle`], in order: hooks come
+/// before the components, so a start hook never waits for their reaction to the role.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Run a hook; report its end with [`Event::HookFinished`].
@@ -165,6 +232,19 @@ pub enum Action {
     Report,
     /// Nothing is left to do: exit.
     Exit,
+    /// Start the Libra worker with this section (it takes jobs until told to stop).
+    StartWorker(Box<Libra>),
+    /// Stop the Libra worker: it finishes the job in hand, then reports
+    /// [`ComponentEvent::WorkerStopped`].
+    StopWorker,
+    /// Bring the HAProxy of this `libra` section to the target; report
+    /// [`ComponentEvent::HaproxyDone`].
+    Haproxy(Target, Box<Libra>),
+    /// Bring bgpd to this; report [`ComponentEvent::BgpDone`].
+    Bgp(Box<BgpStep>),
+    /// Look whether bgpd or zebra restarted since the last look (a cheap look at their vty
+    /// sockets); report [`ComponentEvent::FrrChanged`] if so.
+    CheckFrr,
 }
 
 /// A hook to run, with everything the runner needs.

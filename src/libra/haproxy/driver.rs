@@ -6,7 +6,13 @@
 //! listening sockets to the new worker and soft-stops the old one: no connection is refused or
 //! reset). Every operation returns only once HAProxy is in the state it asked for: a new worker
 //! that answers and serves the configuration's frontends, or no master left. One operation runs
-//! at a time.
+//! at a time. Files are written through [`crate::atomic_file`], off the runtime thread.
+//!
+//! The configuration file in place is always the last good one (one that passed `-c` and
+//! served), so a HAProxy that dies is started again from it ([`Haproxy::ensure`]); a SUSPEND
+//! is remembered in `<config>.suspended` so that neither that nor a keepserver restart
+//! un-suspends it (ENABLE, UPDATE and DELETE do). The master's pid is published
+//! ([`Haproxy::master`]) for the watcher that notices its death.
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -16,15 +22,16 @@ use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 use nix::sys::signal::Signal;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 
 pub use super::error::HaproxyError;
 use super::error::summarize_output;
-use super::files;
 use super::master::{self, ProcTable};
 use super::model::Site;
 use super::process;
 use super::render::{RuntimePaths, render};
+use crate::atomic_file::{self as files, with_suffix};
+use crate::supervisor::Target;
 use crate::tool::{self, ToolError};
 
 /// The HAProxy binary used when the settings name none.
@@ -75,6 +82,8 @@ pub struct Haproxy {
     settings: HaproxySettings,
     /// Held by every public operation, so they never interleave.
     operation: Mutex<()>,
+    /// The master's pid as last seen (`None`: not running, or stopped by us).
+    master: watch::Sender<Option<u32>>,
 }
 
 impl Haproxy {
@@ -93,7 +102,18 @@ impl Haproxy {
                 runtime_dir: absolute(&settings.runtime_dir),
             },
             operation: Mutex::new(()),
+            master: watch::Sender::new(None),
         }
+    }
+
+    /// The master's pid as last seen, updated after every start, reload and stop: what the
+    /// watcher that notices its death follows.
+    pub fn master(&self) -> watch::Receiver<Option<u32>> {
+        self.master.subscribe()
+    }
+
+    fn suspended_marker(&self) -> PathBuf {
+        with_suffix(&self.settings.config, ".suspended")
     }
 
     /// The runtime files the rendered configuration names.
@@ -112,7 +132,24 @@ impl Haproxy {
     /// Whether the owned HAProxy master runs.
     pub async fn is_running(&self) -> bool {
         let _operation = self.operation.lock().await;
-        self.master_pid().await.is_some()
+        let pid = self.master_pid().await;
+        self.master.send_replace(pid);
+        pid.is_some()
+    }
+
+    /// Brings HAProxy to `target`: `Up` starts it from the kept (last good) configuration
+    /// unless it runs, there is none, or it is suspended; `Down` stops it.
+    pub async fn ensure(&self, target: Target) -> Result<(), HaproxyError> {
+        match target {
+            Target::Up => {
+                let _operation = self.operation.lock().await;
+                if self.suspended_marker().exists() || !self.has_config() {
+                    return Ok(());
+                }
+                self.start_unlocked().await
+            }
+            Target::Down => self.stop().await,
+        }
     }
 
     /// UPDATE: render `site`, write it to `<config>.tmp`, check it with `haproxy -c`, then move it
@@ -127,15 +164,19 @@ impl Haproxy {
         let _operation = self.operation.lock().await;
         let began = Instant::now();
         let text = render(site, &self.paths());
-        self.ensure_dirs()?;
+        self.ensure_dirs().await?;
         let running = self.running_master().await?;
-        let previous = files::read_optional(&self.settings.config)?;
+        let previous = files::read_optional(&self.settings.config).await?;
         self.install(&text).await?;
         let activated = match &running {
             Some(table) => self.reload(table, &text).await,
             None => self.launch(&text).await,
         };
-        activated.map_err(|e| self.roll_back(previous.as_deref(), &text, e))?;
+        if let Err(e) = activated {
+            return Err(self.roll_back(previous.as_deref(), &text, e).await);
+        }
+        // UPDATE serves again a load balancer that was suspended.
+        files::remove(&self.suspended_marker()).await?;
         info!(
             "haproxy configuration applied action={} ms={}",
             if running.is_some() { "reload" } else { "start" },
@@ -144,23 +185,30 @@ impl Haproxy {
         Ok(())
     }
 
-    /// SUSPEND: stop serving (see [`Haproxy::stop`]) and keep the configuration.
+    /// SUSPEND: stop serving (see [`Haproxy::stop`]) and keep the configuration; remembered in
+    /// `<config>.suspended` (written first: if it cannot be, HAProxy is not stopped).
     pub async fn suspend(&self) -> Result<(), HaproxyError> {
-        self.stop().await
+        let _operation = self.operation.lock().await;
+        files::replace(&self.suspended_marker(), "suspended by a Libra SUSPEND\n").await?;
+        self.stop_master().await
     }
 
     /// ENABLE: serve the kept configuration again (see [`Haproxy::start`]); an error if there is
     /// none.
     pub async fn enable(&self) -> Result<(), HaproxyError> {
-        self.start().await
+        let _operation = self.operation.lock().await;
+        self.start_unlocked().await?;
+        files::remove(&self.suspended_marker()).await?;
+        Ok(())
     }
 
-    /// DELETE: stop HAProxy and remove its configuration (and `<config>-failed`). Idempotent.
+    /// DELETE: stop HAProxy and remove its configuration (and `<config>-failed`, the
+    /// suspension). Idempotent.
     pub async fn delete(&self) -> Result<(), HaproxyError> {
         let _operation = self.operation.lock().await;
         self.stop_master().await?;
-        for suffix in ["", ".tmp", "-failed"] {
-            files::remove_optional(&files::with_suffix(&self.settings.config, suffix))?;
+        for suffix in ["", ".tmp", "-failed", ".suspended"] {
+            files::remove(&with_suffix(&self.settings.config, suffix)).await?;
         }
         info!("haproxy configuration deleted");
         Ok(())
@@ -170,14 +218,20 @@ impl Haproxy {
     /// worker serves. [`HaproxyError::NoConfig`] if there is no configuration.
     pub async fn start(&self) -> Result<(), HaproxyError> {
         let _operation = self.operation.lock().await;
-        if self.running_master().await?.is_some() {
+        self.start_unlocked().await
+    }
+
+    async fn start_unlocked(&self) -> Result<(), HaproxyError> {
+        if let Some(table) = self.running_master().await? {
+            self.master.send_replace(Some(table.master));
             return Ok(());
         }
-        let text =
-            files::read_optional(&self.settings.config)?.ok_or_else(|| HaproxyError::NoConfig {
+        let text = files::read_optional(&self.settings.config)
+            .await?
+            .ok_or_else(|| HaproxyError::NoConfig {
                 config: self.settings.config.clone(),
             })?;
-        self.ensure_dirs()?;
+        self.ensure_dirs().await?;
         self.launch(&text).await
     }
 
@@ -190,12 +244,12 @@ impl Haproxy {
     }
 
     /// Creates the runtime directory and the configuration's directory if missing.
-    fn ensure_dirs(&self) -> Result<(), HaproxyError> {
-        files::ensure_dir(&self.settings.runtime_dir)?;
-        match self.settings.config.parent() {
-            Some(dir) => files::ensure_dir(dir),
-            None => Ok(()),
+    async fn ensure_dirs(&self) -> Result<(), HaproxyError> {
+        files::ensure_dir(&self.settings.runtime_dir).await?;
+        if let Some(dir) = self.settings.config.parent() {
+            files::ensure_dir(dir).await?;
         }
+        Ok(())
     }
 
     fn master_socket(&self) -> PathBuf {
@@ -205,16 +259,23 @@ impl Haproxy {
     /// Writes `text` beside the configuration, checks it, and moves it into place.
     async fn install(&self, text: &str) -> Result<(), HaproxyError> {
         let config = &self.settings.config;
-        let tmp = files::with_suffix(config, ".tmp");
-        files::write_synced(&tmp, text)?;
-        if let Err(output) = self.check(&tmp).await? {
-            let saved = files::with_suffix(config, "-failed");
-            files::rename_synced(&tmp, &saved)?;
+        let tmp = with_suffix(config, ".tmp");
+        files::write(&tmp, text).await?;
+        let checked = match self.check(&tmp).await {
+            Ok(checked) => checked,
+            Err(e) => {
+                let _ = files::remove(&tmp).await;
+                return Err(e);
+            }
+        };
+        if let Err(output) = checked {
+            let saved = with_suffix(config, "-failed");
+            files::rename(&tmp, &saved).await?;
             let tmp_name = tmp.to_string_lossy();
             let output = output.replace(tmp_name.as_ref(), &saved.to_string_lossy());
             return Err(HaproxyError::ConfigRejected { saved, output });
         }
-        files::rename_synced(&tmp, config)
+        Ok(files::rename(&tmp, config).await?)
     }
 
     /// `haproxy -c -f <path>`: `Ok(Err(messages))` when HAProxy rejects the file.
@@ -262,7 +323,12 @@ impl Haproxy {
             }
             return Err(e);
         }
-        info!("haproxy started master={:?}", self.master_pid().await);
+        let pid = self.master_pid().await;
+        self.master.send_replace(pid);
+        info!(
+            "haproxy started master={}",
+            pid.map_or_else(|| "unknown".to_string(), |p| p.to_string())
+        );
         Ok(())
     }
 
@@ -272,9 +338,12 @@ impl Haproxy {
         master::request_reload(&socket).await?;
         let worker = master::wait_reloaded(&socket, before, READY_TIMEOUT).await?;
         self.confirm_serving(worker, text).await?;
+        self.master.send_replace(Some(before.master));
+        let replaced: Vec<String> = before.workers.iter().map(ToString::to_string).collect();
         info!(
-            "haproxy reloaded master={} worker={worker} replaced={:?}",
-            before.master, before.workers
+            "haproxy reloaded master={} worker={worker} replaced={}",
+            before.master,
+            replaced.join(",")
         );
         Ok(())
     }
@@ -294,14 +363,22 @@ impl Haproxy {
 
     /// After a failed activation of `text`: save it as `<config>-failed`, put `previous` back
     /// (or remove the file if there was none), and wrap `error` to say so.
-    fn roll_back(&self, previous: Option<&str>, text: &str, error: HaproxyError) -> HaproxyError {
+    async fn roll_back(
+        &self,
+        previous: Option<&str>,
+        text: &str,
+        error: HaproxyError,
+    ) -> HaproxyError {
         let config = &self.settings.config;
-        let saved = files::with_suffix(config, "-failed");
-        let restored = files::replace(&saved, text).and_then(|()| match previous {
-            Some(old) => files::replace(config, old),
-            None => files::remove_optional(config),
-        });
-        if let Err(e) = restored {
+        let saved = with_suffix(config, "-failed");
+        let restored = async {
+            files::replace(&saved, text).await?;
+            match previous {
+                Some(old) => files::replace(config, old).await,
+                None => files::remove(config).await,
+            }
+        };
+        if let Err(e) = restored.await {
             error!("haproxy configuration could not be rolled back: {e}");
         }
         HaproxyError::NotApplied {
@@ -312,18 +389,20 @@ impl Haproxy {
 
     /// Stops the master (see [`Haproxy::stop`]) and removes the pidfile.
     async fn stop_master(&self) -> Result<(), HaproxyError> {
+        // Not running from now on, as far as the death watcher is concerned: this is no crash.
+        self.master.send_replace(None);
         let (pid, workers) = match master::proc_table(&self.master_socket()).await {
             Ok(Some(table)) => (table.master, table.all_workers()),
             _ => match self.pidfile_master() {
                 Some(pid) => (pid, BTreeSet::new()),
-                None => return files::remove_optional(&self.paths().pidfile),
+                None => return Ok(files::remove(&self.paths().pidfile).await?),
             },
         };
         for (signal, grace) in [(Signal::SIGUSR1, STOP_GRACE), (Signal::SIGTERM, TERM_GRACE)] {
             process::send(pid, signal)?;
             if process::wait_gone(pid, grace).await {
                 info!("haproxy stopped master={pid} signal={}", signal.as_str());
-                return files::remove_optional(&self.paths().pidfile);
+                return Ok(files::remove(&self.paths().pidfile).await?);
             }
             warn!(
                 "haproxy master={pid} still runs {}s after {}",
@@ -345,7 +424,7 @@ impl Haproxy {
         if !process::wait_gone(pid, KILL_GRACE).await {
             return Err(HaproxyError::StopFailed { pid });
         }
-        files::remove_optional(&self.paths().pidfile)
+        Ok(files::remove(&self.paths().pidfile).await?)
     }
 
     /// The running master: from its CLI, or an error if a master of this configuration runs

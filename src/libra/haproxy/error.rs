@@ -195,6 +195,15 @@ fn shorten(text: &str) -> String {
     short
 }
 
+impl From<crate::atomic_file::FileError> for HaproxyError {
+    fn from(e: crate::atomic_file::FileError) -> Self {
+        HaproxyError::Io {
+            action: e.action,
+            source: e.source,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,6 @@
 mod cli;
 pub mod driver;
 pub mod error;
-mod files;
 mod master;
 pub mod model;
 mod process;

@@ -1,31 +1,37 @@
-//! The tokio shell around the role state machine: one task per source (netlink watcher, cycle
-//! ticker, signals, control socket, keepalived's notify FIFO, hook runner) feeding one channel
-//! into the loop that owns the [`Supervisor`], and the code that carries out its actions. Every
-//! keepalived event, from `keepserver notify` or the FIFO, is fed to the machine and then makes the
-//! watcher re-read the VIP at once. Followers (the Libra worker, the BGP announcer) watch the role,
-//! or the role and health ([`Standing`]), and their config sections; closing those channels at
-//! exit tells them to wind down.
+//! The tokio shell around the role state machine: one task per source (netlink watcher,
+//! signals, control socket, keepalived's notify FIFO, hooks, the components) feeding one channel
+//! into the loop that owns the [`Supervisor`], and the code that carries out its actions. The
+//! loop sleeps until the machine's own next deadline ([`Supervisor::poll_timeout`]) or the next
+//! input, whichever comes first; there is no ticker. Every keepalived event, from
+//! `keepserver notify` or the FIFO, is fed to the machine and then makes the watcher re-read the
+//! VIP at once. The components' actions are carried out by [`components`].
+//!
+//! At start-up the hook record is read: a hook a killed predecessor left running is adopted
+//! (waited for, or killed at its original timeout) before the machine may run anything else,
+//! and the record is kept up to date with every hook from then on (see [`hooks::record`]).
+
+mod components;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use log::{error, info, warn};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::time::MissedTickBehavior;
 
-use crate::bgp;
-use crate::config::{self, Bgp, Config, Keepstart, Libra};
+use crate::config::{self, Config, Keepstart};
 use crate::control::{self, Incoming, Request};
 use crate::daemon::{Pidfile, Readiness};
-use crate::hooks;
+use crate::hooks::orphan::{self, Fate};
+use crate::hooks::record::{Found, HookRecord};
+use crate::hooks::{self, KILL_GRACE};
 use crate::keepalived::fifo::{Fifo, FifoError};
 use crate::keepalived::{KeepalivedEvent, Source};
-use crate::libra;
 use crate::logging;
-use crate::supervisor::{Action, Event, Role, Standing, Supervisor};
+use crate::supervisor::components::show_duration;
+use crate::supervisor::{Action, Event, HookKind, HookResult, Role, Settings, Supervisor};
 use crate::vip::watcher::{VipWatcher, Watch, WatchError};
 
 /// Why the daemon could not run.
@@ -94,26 +100,25 @@ struct Shell {
     tx: mpsc::UnboundedSender<Input>,
     rx: mpsc::UnboundedReceiver<Input>,
     watch: watch::Sender<Watch>,
-    cycle: watch::Sender<Duration>,
     socket: PathBuf,
     reloads: u64,
-    /// The role as followers (the Libra worker) see it.
-    role: watch::Sender<Role>,
-    /// The `libra` section as the Libra worker sees it.
-    libra: watch::Sender<Libra>,
-    /// The role and last health check as the BGP announcer sees them.
-    standing: watch::Sender<Standing>,
-    /// The `bgp` section as the BGP announcer sees it.
-    bgp: watch::Sender<Option<Bgp>>,
-    followers: Vec<tokio::task::JoinHandle<()>>,
     /// Asks the VIP watcher for an immediate re-read.
     reread: Arc<Notify>,
     /// The FIFO reader, when `keepstart.keepalived-fifo` is set.
     fifo: Option<tokio::task::JoinHandle<()>>,
+    /// The hook record (`None` when it could not be opened: hooks then run unrecorded).
+    record: Option<HookRecord>,
+    /// What the record says now: the hook in flight, or idle with this running state.
+    recorded: Recorded,
+    components: components::Components,
 }
 
-/// How long followers get to finish (e.g. the Libra job in hand) when keepserver exits.
-const FOLLOWER_GRACE: Duration = Duration::from_secs(10);
+/// What the hook record was last written to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recorded {
+    InFlight,
+    Idle(Option<bool>),
+}
 
 impl Shell {
     async fn start(config: Config, logging: log4rs::Handle) -> Result<Self, RuntimeError> {
@@ -123,22 +128,19 @@ impl Shell {
         let (watcher, present) = VipWatcher::connect(watch_rx).await?;
         let ks = &config.keepstart;
         info!(
-            "keepserver started pid={} vip={} nic={} role={} cycle={:.1}s",
+            "keepserver started pid={} vip={} nic={} role={} cycle={}",
             std::process::id(),
             ks.vip,
             ks.nic.as_deref().unwrap_or("any"),
             Role::from_vip(present),
-            ks.cycle.as_secs_f64()
+            show_duration(ks.cycle)
         );
-        let machine = Supervisor::new(ks.clone(), Role::from_vip(present), Instant::now());
-        let (role, role_rx) = watch::channel(machine.role());
-        let (libra, libra_rx) = watch::channel(config.libra.clone());
-        let (standing, standing_rx) = watch::channel(machine.standing());
-        let (bgp, bgp_rx) = watch::channel(config.bgp.clone());
-        let followers = vec![
-            tokio::spawn(libra::worker::follow(libra_rx, role_rx)),
-            tokio::spawn(bgp::announcer::follow(bgp_rx, standing_rx)),
-        ];
+        let mut machine = Supervisor::new(
+            settings_of(&config),
+            Role::from_vip(present),
+            Instant::now(),
+        );
+        let (record, recorded) = take_over_record(&config, &mut machine, &tx);
         spawn_signals(tx.clone())?;
         let events = tx.clone();
         let reread = Arc::new(Notify::new());
@@ -149,8 +151,6 @@ impl Shell {
             Some(path) => Some(spawn_fifo(Fifo::create(path)?, tx.clone())),
             None => None,
         };
-        let (cycle, cycle_rx) = watch::channel(ks.cycle);
-        tokio::spawn(tick(cycle_rx, tx.clone()));
         let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
         tokio::spawn(control::serve(listener, ctl_tx));
         let requests = tx.clone();
@@ -161,6 +161,7 @@ impl Shell {
                 }
             }
         });
+        let components = components::Components::new(tx.clone(), config.bgp.clone());
         Ok(Shell {
             machine,
             socket: config.application.control_socket.clone(),
@@ -169,83 +170,61 @@ impl Shell {
             tx,
             rx,
             watch,
-            cycle,
             reloads: 0,
-            role,
-            libra,
-            standing,
-            bgp,
-            followers,
             reread,
             fifo,
+            record,
+            recorded,
+            components,
         })
     }
 
     async fn run(mut self) {
         let first = self.machine.begin(Instant::now());
-        if self.act(first) {
-            return self.finish().await;
-        }
-        while let Some(input) = self.rx.recv().await {
+        let mut exit = self.act(first);
+        while !exit {
+            let deadline = self.machine.poll_timeout(Instant::now());
+            let input = tokio::select! {
+                input = self.rx.recv() => match input {
+                    Some(input) => input,
+                    None => break,
+                },
+                () = sleep_until(deadline) => Input::Event(Event::Timeout),
+            };
             let actions = match input {
                 Input::Event(event) => self.machine.handle(event, Instant::now()),
                 Input::Reload => self.reload(),
                 Input::Control(incoming) => self.answer(incoming),
                 Input::Keepalived(event) => self.keepalived(event, Source::Fifo),
             };
-            // Hooks first: a start hook must not wait for the followers' reaction to the role.
-            let exit = self.act(actions);
-            self.publish();
-            if exit {
-                break;
-            }
+            exit = self.act(actions);
+            self.sync_record();
         }
         self.finish().await;
     }
 
-    /// Tells followers about a change of role or health.
-    fn publish(&self) {
-        send_if_changed(&self.role, self.machine.role());
-        send_if_changed(&self.standing, self.machine.standing());
-    }
-
-    async fn finish(self) {
-        let Shell {
-            socket,
-            machine,
-            role,
-            libra,
-            standing,
-            bgp,
-            followers,
-            fifo,
-            ..
-        } = self;
+    async fn finish(mut self) {
         // The reader removes a FIFO it created when it is dropped: let that happen now.
-        if let Some(fifo) = fifo {
+        if let Some(fifo) = self.fifo.take() {
             fifo.abort();
             let _ = fifo.await;
         }
-        // Closing the channels tells followers to wind down.
-        drop((role, libra, standing, bgp));
-        for follower in followers {
-            if tokio::time::timeout(FOLLOWER_GRACE, follower)
-                .await
-                .is_err()
-            {
-                warn!("a follower did not finish within {FOLLOWER_GRACE:?}");
-            }
-        }
-        let _ = std::fs::remove_file(&socket);
-        info!("keepserver stopped role={}", machine.role());
+        self.components.shutdown();
+        let _ = std::fs::remove_file(&self.socket);
+        info!("keepserver stopped role={}", self.machine.role());
     }
 
-    /// Carries out actions; true when the machine asked to exit.
+    /// Carries out actions in order; true when the machine asked to exit.
     fn act(&mut self, actions: Vec<Action>) -> bool {
         for action in actions {
             match action {
                 Action::RunHook(run) => {
-                    let started = hooks::start(run, &self.config.application.workspace);
+                    self.recorded = Recorded::InFlight;
+                    let started = hooks::start(
+                        run,
+                        &self.config.application.workspace,
+                        self.record.as_mut(),
+                    );
                     let tx = self.tx.clone();
                     tokio::spawn(async move {
                         let result = started.finish().await;
@@ -254,9 +233,35 @@ impl Shell {
                 }
                 Action::Report => info!("{}", self.status().alive_line()),
                 Action::Exit => return true,
+                Action::StartWorker(section) => self.components.start_worker(&section),
+                Action::StopWorker => self.components.stop_worker(),
+                Action::Haproxy(target, section) => self.components.haproxy(target, &section),
+                Action::Bgp(step) => self.components.bgp(*step, self.machine.standing()),
+                Action::CheckFrr => self.components.check_frr(self.config.bgp.as_ref()),
             }
         }
         false
+    }
+
+    /// Writes the hook record when no hook is in flight any more (with the running state
+    /// tracked now), or when that state changed.
+    fn sync_record(&mut self) {
+        if self.machine.hook_in_flight().is_some() {
+            return;
+        }
+        let now = Recorded::Idle(self.machine.running());
+        if now == self.recorded {
+            return;
+        }
+        self.recorded = now;
+        if let Some(record) = &mut self.record
+            && let Err(e) = record.idle(self.machine.running())
+        {
+            warn!(
+                "cannot write the hook record {} error=\"{e}\"",
+                record.path().display()
+            );
+        }
     }
 
     fn status(&self) -> crate::supervisor::Status {
@@ -317,19 +322,16 @@ impl Shell {
         if new.application != self.config.application {
             warn!("reload: changes to the application section take effect only after a restart");
         }
-        let ks = new.keepstart.clone();
-        self.watch.send_replace(watch_of(&ks));
-        self.cycle.send_replace(ks.cycle);
-        self.config.keepstart = ks.clone();
-        send_if_changed(&self.libra, new.libra.clone());
+        self.watch.send_replace(watch_of(&new.keepstart));
+        self.reload_fifo(new.keepalived_fifo.clone());
+        let settings = settings_of(&new);
+        self.config.keepstart = new.keepstart;
         self.config.libra = new.libra;
-        self.reload_fifo(new.keepalived_fifo);
-        send_if_changed(&self.bgp, new.bgp.clone());
         self.config.bgp = new.bgp;
         self.config.logging = new.logging;
         self.reloads += 1;
         self.machine
-            .handle(Event::Reload(Box::new(ks)), Instant::now())
+            .handle(Event::Reload(Box::new(settings)), Instant::now())
     }
 
     /// Switches the FIFO reader to a changed `keepstart.keepalived-fifo`; a path that cannot be
@@ -351,18 +353,6 @@ impl Shell {
             None => {}
         }
     }
-}
-
-/// Hands `value` to the followers watching `sender`, waking them only when it differs from what
-/// they have.
-fn send_if_changed<T: PartialEq>(sender: &watch::Sender<T>, value: T) {
-    sender.send_if_modified(|current| {
-        let changed = *current != value;
-        if changed {
-            *current = value;
-        }
-        changed
-    });
 }
 
 /// Starts the FIFO reader; its events reach the loop in the order they were written.
@@ -390,28 +380,104 @@ fn watch_of(ks: &Keepstart) -> Watch {
     }
 }
 
-/// Sends a tick every cycle; the period follows reloads.
-async fn tick(mut period: watch::Receiver<Duration>, tx: mpsc::UnboundedSender<Input>) {
-    loop {
-        let every = *period.borrow_and_update();
-        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = interval.tick() => {
-                    if tx.send(Input::Event(Event::Tick)).is_err() {
-                        return;
-                    }
+/// Sleeps until `deadline`; for ever when there is none.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The machine's settings from `config`.
+fn settings_of(config: &Config) -> Settings {
+    Settings {
+        keepstart: config.keepstart.clone(),
+        libra: config.libra.clone(),
+        bgp: config.bgp.clone(),
+    }
+}
+
+/// Opens the hook record beside the pidfile and acts on what a predecessor left in it: a hook
+/// still running is adopted (the machine counts it in flight until it ends or is killed at its
+/// original timeout), a recorded running state is taken over. Returns the record and what it
+/// says now. A record that cannot be opened is logged: hooks then run unrecorded.
+fn take_over_record(
+    config: &Config,
+    machine: &mut Supervisor,
+    tx: &mpsc::UnboundedSender<Input>,
+) -> (Option<HookRecord>, Recorded) {
+    let path = config.application.pidfile.with_extension("hook");
+    let (record, found) = match HookRecord::open(&path) {
+        Ok(opened) => opened,
+        Err(e) => {
+            error!(
+                "cannot open the hook record {} error=\"{e}\"; hooks run unrecorded, and a \
+                 successor could not adopt one left running",
+                path.display()
+            );
+            return (None, Recorded::Idle(None));
+        }
+    };
+    let recorded = match found {
+        Found::Nothing => Recorded::Idle(None),
+        Found::Idle { running } => {
+            if let Some(running) = running {
+                machine.assume_running(running);
+            }
+            Recorded::Idle(running)
+        }
+        Found::Unreadable(text) => {
+            warn!(
+                "the hook record {} is not one, ignored text=\"{text}\"",
+                path.display()
+            );
+            Recorded::InFlight
+        }
+        Found::InFlight(entry) => {
+            let (kind, daemon, command) = (entry.hook, entry.daemon, entry.command.clone());
+            match orphan::find(entry) {
+                Fate::Gone { why } => {
+                    info!(
+                        "hook record: hook={kind} left by keepserver pid={daemon} is gone ({why}); \
+                         the running state is unknown command=\"{command}\""
+                    );
+                    Recorded::InFlight
                 }
-                changed = period.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    break;
+                Fate::Running(found) => {
+                    info!(
+                        "hook record: hook={kind} left by keepserver pid={daemon} still runs \
+                         pgid={}; no other hook runs until it ends or its original timeout in {} \
+                         kills its group command=\"{command}\"",
+                        found.leader,
+                        show_duration(found.remaining)
+                    );
+                    machine.adopt(kind);
+                    spawn_adopted(found, kind, tx.clone());
+                    Recorded::InFlight
                 }
             }
         }
-    }
+    };
+    (Some(record), recorded)
+}
+
+/// Waits for an adopted hook and reports its end as the hook in flight's.
+fn spawn_adopted(found: orphan::Orphan, kind: HookKind, tx: mpsc::UnboundedSender<Input>) {
+    tokio::spawn(async move {
+        let began = Instant::now();
+        let outcome = orphan::wait(&found, KILL_GRACE).await;
+        info!(
+            "adopted hook end hook={kind} pgid={} {outcome} ms={}",
+            found.leader,
+            began.elapsed().as_millis()
+        );
+        let result = HookResult {
+            kind,
+            outcome,
+            duration: began.elapsed(),
+        };
+        let _ = tx.send(Input::Event(Event::HookFinished(result)));
+    });
 }
 
 /// Forwards SIGTERM/SIGINT (stop), SIGHUP (reload) and SIGUSR1 (alive report) from a thread.
@@ -426,7 +492,10 @@ fn spawn_signals(tx: mpsc::UnboundedSender<Input>) -> Result<(), RuntimeError> {
                     SIGHUP => Input::Reload,
                     SIGUSR1 => Input::Event(Event::ReportRequested),
                     _ => {
-                        info!("signal received signal={signal} action=stop");
+                        info!(
+                            "signal received signal={} action=stop",
+                            crate::supervisor::types::signal_name(signal)
+                        );
                         Input::Event(Event::Shutdown)
                     }
                 };

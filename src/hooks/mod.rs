@@ -18,6 +18,13 @@
 //!
 //! A hook is started synchronously ([`start`]), so the daemon has it running before it tells
 //! anything else (the Libra worker, the BGP announcer) about the new role.
+//!
+//! Every hook is written to the hook record ([`record`]) before it is spawned and again once
+//! it runs, so that a keepserver killed while it runs leaves its successor what it needs to
+//! adopt it ([`orphan`]): wait for it, or kill its group at its original timeout.
+
+pub mod orphan;
+pub mod record;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -30,6 +37,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::supervisor::{HookKind, HookOutcome, HookResult, HookRun};
+use record::{Entry, HookRecord, TOKEN_VAR};
 
 /// How long a timed-out hook gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -44,15 +52,42 @@ pub struct Started {
     child: std::io::Result<Child>,
 }
 
-/// Starts `run` in `cwd` now (the process exists when this returns).
-pub fn start(run: HookRun, cwd: &Path) -> Started {
+/// Starts `run` in `cwd` now (the process exists when this returns), recorded in `record`
+/// before it is spawned and again with its process group once it runs. A record that cannot
+/// be written is logged and does not stop the hook.
+pub fn start(run: HookRun, cwd: &Path, record: Option<&mut HookRecord>) -> Started {
     let began = Instant::now();
     info!(
         "hook begin hook={} role={} command=\"{}\"",
         run.kind, run.role, run.command
     );
-    let child = spawn(&run, cwd);
+    let mut entry = Entry::new(run.kind, &run.command, run.timeout);
+    let mut record = match record {
+        Some(r) => {
+            let written = r.in_flight(&entry);
+            note(written, r).is_ok().then_some(r)
+        }
+        None => None,
+    };
+    let child = spawn(&run, cwd, &entry.token);
+    if let (Some(record), Ok(child)) = (record.as_mut(), &child) {
+        let pid = child.id().and_then(|p| i32::try_from(p).ok());
+        entry.pgid = pid;
+        entry.leader_start = pid.and_then(crate::proc::stat).map(|s| s.start_ticks);
+        let _ = note(record.in_flight(&entry), record);
+    }
     Started { run, began, child }
+}
+
+/// Logs a failed write of the hook record; the hook runs anyway.
+fn note(written: std::io::Result<()>, record: &HookRecord) -> std::io::Result<()> {
+    if let Err(e) = &written {
+        warn!(
+            "cannot write the hook record {} error=\"{e}\"; a successor could not adopt this hook",
+            record.path().display()
+        );
+    }
+    written
 }
 
 impl Started {
@@ -90,24 +125,25 @@ fn report(run: HookRun, duration: Duration, outcome: HookOutcome) -> HookResult 
     }
 }
 
-fn spawn(run: &HookRun, cwd: &Path) -> std::io::Result<Child> {
+fn spawn(run: &HookRun, cwd: &Path, token: &str) -> std::io::Result<Child> {
     if let Some(words) = plain_words(&run.command) {
         let mut direct = Command::new(cwd.join(words[0]));
         direct.args(&words[1..]);
-        if let Ok(child) = spawn_with(direct, run, cwd) {
+        if let Ok(child) = spawn_with(direct, run, cwd, token) {
             return Ok(child);
         }
     }
     let mut shell = Command::new(SHELL);
     shell.arg("-c").arg(&run.command);
-    spawn_with(shell, run, cwd)
+    spawn_with(shell, run, cwd, token)
 }
 
 /// Spawns `cmd` as the hook `run`: in `cwd`, its own process group, the KEEPSERVER_*
-/// environment, output forwarded to the log.
-fn spawn_with(mut cmd: Command, run: &HookRun, cwd: &Path) -> std::io::Result<Child> {
+/// environment (with the record's `token`), output forwarded to the log.
+fn spawn_with(mut cmd: Command, run: &HookRun, cwd: &Path, token: &str) -> std::io::Result<Child> {
     let previous = run.previous_role.map_or("NONE", |r| r.as_str());
     cmd.current_dir(cwd)
+        .env(TOKEN_VAR, token)
         .env("KEEPSERVER_ROLE", run.role.as_str())
         .env("KEEPSERVER_PREVIOUS_ROLE", previous)
         .env("KEEPSERVER_VIP", run.vip.addr.to_string())
@@ -182,8 +218,8 @@ async fn kill_group(child: &mut Child, kind: HookKind, timeout: Duration) {
     // The group id is the leader's pid: we spawned it with process_group(0).
     let group = Pid::from_raw(pid as i32);
     warn!(
-        "hook timeout hook={kind} after={:.1}s pgid={pid} sending=SIGTERM",
-        timeout.as_secs_f64()
+        "hook timeout hook={kind} after={} pgid={pid} sending=SIGTERM",
+        crate::supervisor::components::show_duration(timeout)
     );
     let _ = killpg(group, Signal::SIGTERM);
     let exited = tokio::time::timeout(KILL_GRACE, child.wait()).await.is_ok();
@@ -202,7 +238,7 @@ mod tests {
     use crate::supervisor::Role;
 
     async fn run_hook(run: HookRun, cwd: &Path) -> HookResult {
-        start(run, cwd).finish().await
+        start(run, cwd, None).finish().await
     }
 
     fn hook(kind: HookKind, command: &str, timeout: Duration) -> HookRun {

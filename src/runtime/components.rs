@@ -1,0 +1,189 @@
+//! Carrying out the core's component actions: starting and stopping the Libra worker, bringing
+//! its HAProxy up or down (and watching the HAProxy master, so its death reaches the core),
+//! running BGP announcer steps, and looking at FRR's daemons. Each reports back to the loop as a
+//! [`ComponentEvent`]; long operations run on tasks of their own, so the loop never waits.
+
+use std::sync::Arc;
+
+use log::{debug, info};
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::Input;
+use crate::bgp::announcer::{Announcer, FrrIdentity};
+use crate::config::{Bgp, Libra};
+use crate::libra::executor::Executor;
+use crate::libra::gearman_worker::Worker;
+use crate::libra::worker;
+use crate::supervisor::{BgpStep, ComponentEvent, Event, Standing, Target};
+
+/// The executor for one `libra` section and the watcher of its HAProxy master.
+struct Driven {
+    section: Libra,
+    executor: Arc<Executor>,
+    watcher: JoinHandle<()>,
+}
+
+/// The shell's side of the components. See the module documentation.
+pub struct Components {
+    tx: mpsc::UnboundedSender<Input>,
+    driven: Option<Driven>,
+    worker: Option<(Worker, String)>,
+    announcer: Arc<Mutex<Announcer>>,
+    /// FRR's daemons at the last look, and the section they were looked up for.
+    frr: Option<(Bgp, FrrIdentity)>,
+}
+
+impl Components {
+    /// Components reporting on `tx`, the announcer starting from `bgp`.
+    pub fn new(tx: mpsc::UnboundedSender<Input>, bgp: Option<Bgp>) -> Self {
+        Components {
+            tx,
+            driven: None,
+            worker: None,
+            announcer: Arc::new(Mutex::new(Announcer::new(bgp))),
+            frr: None,
+        }
+    }
+
+    fn report(&self, event: ComponentEvent) {
+        let _ = self.tx.send(Input::Event(Event::Component(event)));
+    }
+
+    /// The executor for `section`, made anew (with a new HAProxy watcher) when it changed.
+    fn executor(&mut self, section: &Libra) -> Arc<Executor> {
+        if let Some(d) = &self.driven
+            && d.section == *section
+        {
+            return d.executor.clone();
+        }
+        if let Some(old) = self.driven.take() {
+            old.watcher.abort();
+        }
+        let executor = Arc::new(Executor::new(section));
+        let watcher = tokio::spawn(watch_master(executor.haproxy().master(), self.tx.clone()));
+        self.driven = Some(Driven {
+            section: section.clone(),
+            executor: executor.clone(),
+            watcher,
+        });
+        executor
+    }
+
+    /// Starts the Libra worker for `section`.
+    pub fn start_worker(&mut self, section: &Libra) {
+        let executor = self.executor(section);
+        self.worker = Some((worker::start(section, executor), section.queue.clone()));
+    }
+
+    /// Stops the Libra worker; [`ComponentEvent::WorkerStopped`] follows when it has.
+    pub fn stop_worker(&mut self) {
+        let tx = self.tx.clone();
+        let running = self.worker.take();
+        tokio::spawn(async move {
+            if let Some((w, queue)) = running {
+                worker::stop(w, &queue).await;
+            }
+            let _ = tx.send(Input::Event(Event::Component(
+                ComponentEvent::WorkerStopped,
+            )));
+        });
+    }
+
+    /// Brings the HAProxy of `section` to `target`; [`ComponentEvent::HaproxyDone`] follows.
+    pub fn haproxy(&mut self, target: Target, section: &Libra) {
+        let executor = self.executor(section);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let result = executor
+                .haproxy()
+                .ensure(target)
+                .await
+                .map_err(|e| e.to_string());
+            if result.is_ok() {
+                debug!("haproxy brought to target={target:?}");
+            }
+            let _ = tx.send(Input::Event(Event::Component(ComponentEvent::HaproxyDone(
+                result,
+            ))));
+        });
+    }
+
+    /// Runs a BGP step; [`ComponentEvent::BgpDone`] follows.
+    pub fn bgp(&mut self, step: BgpStep, standing: Standing) {
+        let announcer = self.announcer.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let result = announcer
+                .lock()
+                .await
+                .step(step, standing)
+                .await
+                .map_err(|e| e.to_string());
+            let _ = tx.send(Input::Event(Event::Component(ComponentEvent::BgpDone(
+                result,
+            ))));
+        });
+    }
+
+    /// Looks at FRR's daemons for `bgp`; reports [`ComponentEvent::FrrChanged`] when they are
+    /// not the ones of the last look (the first look only remembers them).
+    pub fn check_frr(&mut self, bgp: Option<&Bgp>) {
+        let Some(bgp) = bgp else {
+            self.frr = None;
+            return;
+        };
+        let now = FrrIdentity::of(bgp);
+        let changed = match &self.frr {
+            Some((section, before)) if section == bgp => *before != now,
+            _ => false,
+        };
+        self.frr = Some((bgp.clone(), now));
+        if changed {
+            info!(
+                "bgpd or zebra is not the one of the last look (restarted or gone) bgpd_up={}; \
+                 telling bgpd again",
+                now.bgpd_up()
+            );
+            self.report(ComponentEvent::FrrChanged);
+        }
+    }
+
+    /// Stops watching HAProxy (keepserver is exiting; HAProxy keeps serving).
+    pub fn shutdown(&mut self) {
+        if let Some(d) = self.driven.take() {
+            d.watcher.abort();
+        }
+    }
+}
+
+/// Follows the HAProxy master's pid and reports [`ComponentEvent::HaproxyExited`] when the one
+/// it watches exits while still being the master the driver knows (a stop by the driver
+/// clears the pid first, so it is no crash).
+async fn watch_master(mut master: watch::Receiver<Option<u32>>, tx: mpsc::UnboundedSender<Input>) {
+    loop {
+        let current = *master.borrow_and_update();
+        let Some(pid) = current.and_then(|p| i32::try_from(p).ok()) else {
+            if master.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        tokio::select! {
+            exited = crate::pidfd::exited(pid) => {
+                if exited.is_ok() && *master.borrow() == current {
+                    info!("haproxy master exited pid={pid}");
+                    let event = Event::Component(ComponentEvent::HaproxyExited);
+                    if tx.send(Input::Event(event)).is_err() {
+                        return;
+                    }
+                }
+                // Watch again only once the driver knows of another master.
+                if master.changed().await.is_err() {
+                    return;
+                }
+            }
+            changed = master.changed() => if changed.is_err() { return },
+        }
+    }
+}
