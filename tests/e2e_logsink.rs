@@ -1,7 +1,7 @@
 //! End-to-end: the daemon's log file on a really full disk (a small tmpfs). The daemon keeps
 //! acting (its hooks run), says once on stderr that the file fails, counts the lost lines in
-//! `status`, and once space returns writes whole lines again and says how many it lost; the
-//! file never holds a half or garbled line.
+//! `status` and the alive report, and once space returns writes whole lines again and says how
+//! many it lost; the file never holds a half or garbled line.
 
 mod common;
 
@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use nix::sys::signal::Signal;
 
 const VIP: &str = "192.0.2.10";
 const VIP_CIDR: &str = "192.0.2.10/24";
@@ -153,7 +154,7 @@ fn a_full_log_disk_is_reported_counted_and_recovered_from() {
         spec.daemon,
         &spec.pidfile,
     );
-    let _daemon = Daemon::start(&ns, &ws);
+    let daemon = Daemon::start(&ns, &ws);
     ws.wait_settled("SLAVE", false);
     assert_eq!(ws.status_json().unwrap()["log_lines_lost"], 0);
 
@@ -221,6 +222,13 @@ fn a_full_log_disk_is_reported_counted_and_recovered_from() {
     );
     assert_eq!(the_sink(&ws)["failing"], serde_json::Value::Null);
     assert!(!ws.cli(&["status"]).stdout.contains("log failing"));
+    daemon.signal(Signal::SIGUSR1);
+    let alive = format!(" log_lines_lost={total} ##");
+    ws.wait_until("the alive report with the lost lines", DEADLINE, || {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .any(|l| l.starts_with("@@ INFO alive ") && l.ends_with(&alive))
+    });
 
     let text = fs::read_to_string(&log).unwrap();
     let fresh = &text[usize::try_from(before).unwrap()..];
