@@ -17,9 +17,15 @@
 //! taken relative to the workspace. Translating opens (and creates) the log
 //! files, as Python's `dictConfig` does, so a bad path fails the translation
 //! rather than every later log call.
+//!
+//! Every appender is [`guarded`]: a failing sink (a full disk) is reported once
+//! on stderr, its lost lines are counted ([`lost_lines`], [`sinks`]), and it
+//! writes again by itself when it can.
 
 mod dict;
 mod error;
+mod file;
+mod guarded;
 mod handlers;
 mod ini;
 mod model;
@@ -27,6 +33,7 @@ mod native;
 mod pattern;
 mod pyliteral;
 mod python;
+mod rollover;
 
 use std::{fs, path::Path};
 
@@ -41,6 +48,8 @@ use serde_json::{Map, Value};
 
 pub use error::LoggingError;
 use error::Source;
+pub use guarded::SinkReport;
+use guarded::{Guarded, Sink};
 use python::Env;
 
 /// The pattern of the default console appender.
@@ -100,6 +109,16 @@ pub fn apply(handle: &Handle, t: Translated) {
     log_warnings(&t.warnings);
 }
 
+/// Log lines lost in all sinks since keepserver started.
+pub fn lost_lines() -> u64 {
+    guarded::REGISTRY.lost_lines()
+}
+
+/// Every log sink in use, with the lines it lost and, while it fails, why.
+pub fn sinks() -> Vec<SinkReport> {
+    guarded::REGISTRY.sinks()
+}
+
 /// Logs each translation warning once.
 fn log_warnings(warnings: &[String]) {
     for warning in warnings {
@@ -113,6 +132,7 @@ fn default_config(src: &Source) -> Result<Translated, LoggingError> {
         .target(Target::Stderr)
         .encoder(Box::new(PatternEncoder::new(DEFAULT_PATTERN)))
         .build();
+    let console = Guarded::new(Sink::Stream("stderr"), Box::new(console));
     let builder =
         Config::builder().appender(Appender::builder().build(DEFAULT_APPENDER, Box::new(console)));
     let root = Root::builder()

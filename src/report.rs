@@ -1,4 +1,5 @@
-//! Human-readable text for operators: `status` without `--json` and the plan `check` prints.
+//! Human-readable text for operators: `status` without `--json`, the plan `check` prints and
+//! the alive report's lost-log-lines field.
 
 use std::fmt::Write as _;
 
@@ -82,7 +83,31 @@ pub fn status_text(status: &Value) -> String {
             text(&status["retry_in_s"])
         );
     }
+    log_loss(&mut out, status);
     out
+}
+
+/// The status lines about lost log lines: none while no line was lost.
+fn log_loss(out: &mut String, status: &Value) {
+    let lost = status["log_lines_lost"].as_u64().unwrap_or(0);
+    if lost == 0 {
+        return;
+    }
+    let _ = writeln!(out, "log lost:     {lost} lines");
+    for sink in status["log_sinks"].as_array().into_iter().flatten() {
+        if let Some(error) = sink["failing"].as_str() {
+            let _ = writeln!(out, "log failing:  {}: {error}", text(&sink["sink"]));
+        }
+    }
+}
+
+/// The alive report's ` log_lines_lost=N` field, empty while no log line was lost.
+pub fn lost_lines_field(lost: u64) -> String {
+    if lost == 0 {
+        String::new()
+    } else {
+        format!(" log_lines_lost={lost}")
+    }
 }
 
 /// What `check` says the server would do with `config`.
@@ -236,6 +261,35 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn lost_log_lines_show_only_once_some_were_lost() {
+        let mut status = serde_json::json!({
+            "role": "MASTER", "running": true, "log_lines_lost": 0,
+            "log_sinks": [{"sink": "stream stderr", "lines_lost": 0, "failing": null}],
+        });
+        assert!(
+            !status_text(&status).contains("log"),
+            "{}",
+            status_text(&status)
+        );
+        assert_eq!(lost_lines_field(0), "");
+        status["log_lines_lost"] = 12.into();
+        status["log_sinks"] = serde_json::json!([
+            {"sink": "stream stderr", "lines_lost": 0, "failing": null},
+            {"sink": "file /var/log/k.log", "lines_lost": 12,
+             "failing": "No space left on device (os error 28)"},
+        ]);
+        let text = status_text(&status);
+        assert!(
+            text.ends_with(
+                "log lost:     12 lines\n\
+                 log failing:  file /var/log/k.log: No space left on device (os error 28)\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(lost_lines_field(12), " log_lines_lost=12");
     }
 
     #[test]

@@ -1,25 +1,16 @@
 //! Python handler classes: which ones exist, their constructor parameters
 //! (so INI positional `args` can be named) and the log4rs appender each one
-//! becomes.
+//! becomes: a console appender or a [`FileSink`], each [`Guarded`].
 
 use std::path::PathBuf;
 
+use chrono::Local;
 use log4rs::{
     append::{
         Append,
         console::{ConsoleAppender, Target},
-        file::FileAppender,
-        rolling_file::{
-            RollingFileAppender,
-            policy::compound::{
-                CompoundPolicy,
-                roll::{Roll, delete::DeleteRoller, fixed_window::FixedWindowRoller},
-                trigger::{
-                    Trigger,
-                    size::SizeTrigger,
-                    time::{TimeTrigger, TimeTriggerConfig, TimeTriggerInterval},
-                },
-            },
+        rolling_file::policy::compound::roll::{
+            Roll, delete::DeleteRoller, fixed_window::FixedWindowRoller,
         },
     },
     encode::Encode,
@@ -28,9 +19,15 @@ use serde_json::Value;
 
 use super::{
     error::{LoggingError, Source},
+    file::{FileSink, Rollover},
+    guarded::{Guarded, Sink},
     model::{Field, HandlerDef},
     python::Env,
+    rollover::{Interval, Trigger},
 };
+
+/// An appender and the sink it writes to.
+type Built = (Sink, Box<dyn Append>);
 
 /// The Python handler classes this module knows about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,8 +127,8 @@ pub(super) fn build_appender(
     env: &mut Env,
 ) -> Result<Option<Box<dyn Append>>, LoggingError> {
     warn_unknown_params(def, class, env);
-    let appender: Box<dyn Append> = match class {
-        HandlerClass::Stream => Box::new(console(def, encoder, env)?),
+    let (sink, appender) = match class {
+        HandlerClass::Stream => console(def, encoder, env)?,
         HandlerClass::File => file(def, encoder, env)?,
         HandlerClass::WatchedFile => {
             env.warn(
@@ -145,7 +142,7 @@ pub(super) fn build_appender(
         HandlerClass::TimedRotating => timed_rotating(def, encoder, env)?,
         HandlerClass::Null | HandlerClass::Untranslatable => return Ok(None),
     };
-    Ok(Some(appender))
+    Ok(Some(Box::new(Guarded::new(sink, appender))))
 }
 
 /// Warns about parameters the class's constructor does not take.
@@ -169,43 +166,33 @@ fn param<'d>(def: &'d HandlerDef, name: &str) -> Option<&'d Field> {
 }
 
 /// `StreamHandler(stream)`: only the standard streams can be translated.
-fn console(
-    def: &HandlerDef,
-    encoder: Box<dyn Encode>,
-    env: &Env,
-) -> Result<ConsoleAppender, LoggingError> {
-    let target = match param(def, "stream") {
-        None => Target::Stderr,
+fn console(def: &HandlerDef, encoder: Box<dyn Encode>, env: &Env) -> Result<Built, LoggingError> {
+    let (target, name) = match param(def, "stream") {
+        None => (Target::Stderr, "stderr"),
         Some(field) => {
             let expected = "ext://sys.stdout or ext://sys.stderr";
             match field.text(env.src, expected)? {
-                "ext://sys.stdout" | "sys.stdout" => Target::Stdout,
-                "ext://sys.stderr" | "sys.stderr" => Target::Stderr,
+                "ext://sys.stdout" | "sys.stdout" => (Target::Stdout, "stdout"),
+                "ext://sys.stderr" | "sys.stderr" => (Target::Stderr, "stderr"),
                 _ => return Err(env.src.invalid(&field.spot, expected, &field.value)),
             }
         }
     };
-    Ok(ConsoleAppender::builder()
+    let appender = ConsoleAppender::builder()
         .target(target)
         .encoder(encoder)
-        .build())
+        .build();
+    Ok((Sink::Stream(name), Box::new(appender)))
 }
 
 /// `FileHandler(filename, mode)`.
-fn file(
-    def: &HandlerDef,
-    encoder: Box<dyn Encode>,
-    env: &mut Env,
-) -> Result<Box<dyn Append>, LoggingError> {
+fn file(def: &HandlerDef, encoder: Box<dyn Encode>, env: &mut Env) -> Result<Built, LoggingError> {
     let path = log_path(def, env)?;
     let append = append_mode(def, env)?;
     check_encoding(def, env);
-    let appender = FileAppender::builder()
-        .append(append)
-        .encoder(encoder)
-        .build(&path)
+    let appender = FileSink::open(&path, append, encoder, None)
         .map_err(|e| cannot_open(def, &path, e, env))?;
-    Ok(Box::new(appender))
+    Ok((Sink::File(path), Box::new(appender)))
 }
 
 /// `RotatingFileHandler(filename, mode, maxBytes, backupCount)`: a size
@@ -214,14 +201,14 @@ fn rotating(
     def: &HandlerDef,
     encoder: Box<dyn Encode>,
     env: &mut Env,
-) -> Result<Box<dyn Append>, LoggingError> {
+) -> Result<Built, LoggingError> {
     let max_bytes = whole_number(def, "maxBytes", env)?;
     let backups = whole_number(def, "backupCount", env)?;
     // Python never rolls over when either is 0: the file just grows.
     if max_bytes == 0 || backups == 0 {
         return file(def, encoder, env);
     }
-    let trigger = Box::new(SizeTrigger::new(max_bytes));
+    let trigger = Trigger::Size(max_bytes);
     let append = append_mode(def, env)?;
     rolling(def, encoder, trigger, backups, append, env)
 }
@@ -232,7 +219,7 @@ fn timed_rotating(
     def: &HandlerDef,
     encoder: Box<dyn Encode>,
     env: &mut Env,
-) -> Result<Box<dyn Append>, LoggingError> {
+) -> Result<Built, LoggingError> {
     let interval = time_interval(def, env)?;
     let backups = whole_number(def, "backupCount", env)?;
     if let Some(utc) = param(def, "utc")
@@ -246,24 +233,20 @@ fn timed_rotating(
             "log4rs rolls over at the start of the interval; ignored",
         );
     }
-    let trigger = Box::new(TimeTrigger::new(TimeTriggerConfig {
-        interval,
-        modulate: false,
-        max_random_delay: 0,
-    }));
+    let trigger = Trigger::time(interval, Local::now().naive_local());
     rolling(def, encoder, trigger, backups, true, env)
 }
 
-/// A rolling file appender with a compound policy; `backups` 0 deletes the
-/// rolled file since log4rs cannot keep an unbounded number.
+/// A rolling file; `backups` 0 deletes the rolled file since log4rs's
+/// rollers cannot keep an unbounded number.
 fn rolling(
     def: &HandlerDef,
     encoder: Box<dyn Encode>,
-    trigger: Box<dyn Trigger>,
+    trigger: Trigger,
     backups: u64,
     append: bool,
     env: &mut Env,
-) -> Result<Box<dyn Append>, LoggingError> {
+) -> Result<Built, LoggingError> {
     let path = log_path(def, env)?;
     check_encoding(def, env);
     let roller: Box<dyn Roll> = if backups == 0 {
@@ -282,39 +265,36 @@ fn rolling(
             .map_err(|e| env.src.rejected(&def.spot, e))?;
         Box::new(roller)
     };
-    let policy = Box::new(CompoundPolicy::new(trigger, roller));
-    let appender = RollingFileAppender::builder()
-        .append(append)
-        .encoder(encoder)
-        .build(&path, policy)
+    let rollover = Rollover { trigger, roller };
+    let appender = FileSink::open(&path, append, encoder, Some(rollover))
         .map_err(|e| cannot_open(def, &path, e, env))?;
-    Ok(Box::new(appender))
+    Ok((Sink::File(path), Box::new(appender)))
 }
 
-/// The log4rs interval for `when` × `interval`.
-fn time_interval(def: &HandlerDef, env: &mut Env) -> Result<TimeTriggerInterval, LoggingError> {
+/// The roll-over interval for `when` × `interval`.
+fn time_interval(def: &HandlerDef, env: &mut Env) -> Result<Interval, LoggingError> {
     let count = match param(def, "interval") {
         Some(field) => positive(field, env)?,
         None => 1,
     };
     let Some(when) = param(def, "when") else {
         // Python's default is `h`.
-        return Ok(TimeTriggerInterval::Hour(count));
+        return Ok(Interval::Hour(count));
     };
     let expected = "S, M, H, D, midnight or W0-W6";
     let text = when.text(env.src, expected)?.to_ascii_uppercase();
     let interval = match text.as_str() {
-        "S" => TimeTriggerInterval::Second(count),
-        "M" => TimeTriggerInterval::Minute(count),
-        "H" => TimeTriggerInterval::Hour(count),
-        "D" | "MIDNIGHT" => TimeTriggerInterval::Day(count),
-        "W0" => TimeTriggerInterval::Week(count),
+        "S" => Interval::Second(count),
+        "M" => Interval::Minute(count),
+        "H" => Interval::Hour(count),
+        "D" | "MIDNIGHT" => Interval::Day(count),
+        "W0" => Interval::Week(count),
         "W1" | "W2" | "W3" | "W4" | "W5" | "W6" => {
             env.warn(
                 &when.spot,
                 "log4rs weeks start on Monday; rolls over on Mondays (W0)",
             );
-            TimeTriggerInterval::Week(count)
+            Interval::Week(count)
         }
         _ => return Err(env.src.invalid(&when.spot, expected, &when.value)),
     };

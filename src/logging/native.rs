@@ -3,7 +3,9 @@
 //! `fixed_window` roller `pattern`s are anchored at the workspace, like
 //! Python `filename`s; paths starting with `$ENV{` are left alone since
 //! log4rs expands them itself. Unlike log4rs's own loader, an appender that
-//! fails to build is an error rather than silently missing.
+//! fails to build is an error rather than silently missing. Every appender is
+//! [`Guarded`]; log4rs's own file appenders are kept here, so after a full disk
+//! they may write the rest of a cut-short line before the next one.
 
 use std::path::Path;
 
@@ -13,7 +15,12 @@ use log4rs::{
 };
 use serde_json::Value;
 
-use super::{Translated, error::LoggingError, python::Env};
+use super::{
+    Translated,
+    error::LoggingError,
+    guarded::{Guarded, Sink},
+    python::Env,
+};
 
 /// Translates a log4rs config. `text` is the file's text when the config
 /// is a whole file, so shape errors can name a line.
@@ -101,8 +108,22 @@ fn appender(
             .map_err(|e| env.src.rejected(&spot.child("filters"), format!("{e:#}")))?;
         builder = builder.filter(filter);
     }
+    let sink = sink(name, &config.kind, value);
     let append = deserializers
         .deserialize(&config.kind, config.config)
         .map_err(|e| env.src.rejected(&spot, format!("{e:#}")))?;
-    Ok(builder.build(name, append))
+    Ok(builder.build(name, Box::new(Guarded::new(sink, append))))
+}
+
+/// What an appender of `kind` configured by `value` writes to.
+fn sink(name: &str, kind: &str, value: &Value) -> Sink {
+    let path = value.get("path").and_then(Value::as_str);
+    match (kind, path) {
+        ("file" | "rolling_file", Some(path)) => Sink::File(path.into()),
+        ("console", _) => match value.get("target").and_then(Value::as_str) {
+            Some("stderr") => Sink::Stream("stderr"),
+            _ => Sink::Stream("stdout"),
+        },
+        _ => Sink::Appender(name.to_owned()),
+    }
 }

@@ -30,6 +30,7 @@ use crate::hooks::{self, KILL_GRACE};
 use crate::keepalived::fifo::{Fifo, FifoError};
 use crate::keepalived::{KeepalivedEvent, Source};
 use crate::logging;
+use crate::report;
 use crate::supervisor::components::show_duration;
 use crate::supervisor::{Action, Event, HookKind, HookResult, Role, Settings, Supervisor};
 use crate::vip::watcher::{VipWatcher, Watch, WatchError};
@@ -231,7 +232,11 @@ impl Shell {
                         let _ = tx.send(Input::Event(Event::HookFinished(result)));
                     });
                 }
-                Action::Report => info!("{}", self.status().alive_line()),
+                Action::Report => info!(
+                    "{}{}",
+                    self.status().alive_line(),
+                    report::lost_lines_field(logging::lost_lines())
+                ),
                 Action::Exit => return true,
                 Action::StartWorker(section) => self.components.start_worker(&section),
                 Action::StopWorker => self.components.stop_worker(),
@@ -286,6 +291,8 @@ impl Shell {
                 value["reloads"] = self.reloads.into();
                 value["vip"] = self.config.keepstart.vip.to_string().into();
                 value["nic"] = self.config.keepstart.nic.clone().into();
+                value["log_lines_lost"] = logging::lost_lines().into();
+                value["log_sinks"] = serde_json::to_value(logging::sinks()).unwrap_or_default();
                 value
             }
             Request::Notify(event) => {
