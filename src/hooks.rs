@@ -213,7 +213,7 @@ mod tests {
             role: Role::Master,
             previous_role: Some(Role::Slave),
             vip: "192.0.2.10/24".parse().unwrap(),
-            nic: Some("eth0".to_string()),
+            nic: Some("eth0".parse().unwrap()),
         }
     }
 

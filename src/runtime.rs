@@ -280,7 +280,7 @@ impl Shell {
                     .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
                 value["reloads"] = self.reloads.into();
                 value["vip"] = self.config.keepstart.vip.to_string().into();
-                value["nic"] = self.config.keepstart.nic.clone().into();
+                value["nic"] = self.config.keepstart.nic.as_deref().into();
                 value
             }
             Request::Notify(event) => {

@@ -21,7 +21,8 @@ use rtnetlink::Handle;
 
 use super::error::BgpError;
 use super::files;
-use super::model::{Ifname, Prefix};
+use super::model::Prefix;
+use crate::ifname::Ifname;
 
 /// What to do on the loopback to carry `wanted`.
 #[derive(Debug, Default, PartialEq, Eq)]

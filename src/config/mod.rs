@@ -24,6 +24,7 @@ use fields::{RawSection, SectionReader, boolean, cycles, position_of, seconds, t
 pub use bgp::Bgp;
 pub use libra::{Endpoint, Libra, LibraHaproxy};
 
+use crate::ifname::Ifname;
 use crate::vip::Vip;
 
 /// The `application` section: how the process runs.
@@ -45,7 +46,7 @@ pub struct Application {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Keepstart {
     /// The NIC to watch; `None` means any NIC.
-    pub nic: Option<String>,
+    pub nic: Option<Ifname>,
     /// The VIP whose presence makes this node MASTER.
     pub vip: Vip,
     /// Shell command run when MASTER and not running.
@@ -293,7 +294,7 @@ fn read_application(r: &mut SectionReader<'_>, config_dir: &Path) -> Application
 }
 
 fn read_keepstart(r: &mut SectionReader<'_>) -> Option<Keepstart> {
-    let nic = r.optional("nic", text);
+    let nic = r.optional("nic", |v| text(v)?.parse::<Ifname>());
     let vip = r.required(
         "vip",
         |v| text(v)?.parse::<Vip>().map_err(|e| e.to_string()),

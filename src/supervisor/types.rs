@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::Keepstart;
+use crate::ifname::Ifname;
 use crate::keepalived::{KeepalivedEvent, Source};
 use crate::vip::Vip;
 
@@ -183,5 +184,5 @@ pub struct HookRun {
     /// The VIP being watched.
     pub vip: Vip,
     /// The NIC being watched, if one is configured.
-    pub nic: Option<String>,
+    pub nic: Option<Ifname>,
 }
