@@ -1,6 +1,6 @@
 //! End-to-end CLI tests: `keepserver start|stop|reload|status|check` as an operator runs them
-//! (pidfile and its lock, exit codes, stale pidfiles, status JSON, config errors, reload) and the
-//! daemon's answers to SIGTERM, SIGINT and SIGUSR1.
+//! (pidfile and its lock, exit codes, stale pidfiles, status JSON, config errors, reload), the
+//! daemon's answers to SIGTERM, SIGINT and SIGUSR1, and `stop`/`status` with a broken config file.
 
 mod common;
 
@@ -340,9 +340,6 @@ fn reload_invalid_config_exits_2_and_leaves_daemon_untouched() {
     let Some((ns, ws, d)) = master("reload_invalid", &spec) else {
         return;
     };
-    // status needs a readable config to find the daemon: keep a valid copy beside the bad one.
-    let good = ws.path("good.yaml");
-    fs::copy(ws.config_path(), &good).expect("copy config");
     let bad = spec
         .render(ws.dir())
         .replace(&format!("sleep: {}", spec.sleep), "sleep: soon");
@@ -360,7 +357,7 @@ fn reload_invalid_config_exits_2_and_leaves_daemon_untouched() {
         Duration::from_millis(600),
         || {
             ws.hook_lines().len() == hooks_before
-                && ws.status_json_with(&good).is_ok_and(|s| {
+                && ws.status_json().is_ok_and(|s| {
                     s["pid"] == d.pid() && s["role"] == "MASTER" && s["running"] == true
                 })
         },
@@ -370,7 +367,7 @@ fn reload_invalid_config_exits_2_and_leaves_daemon_untouched() {
     // Still following the VIP with the old configuration.
     ns.del_addr(VIP_CIDR);
     ws.wait_until("stop runs after the VIP goes", DEADLINE, || {
-        ws.status_json_with(&good)
+        ws.status_json()
             .is_ok_and(|s| s["role"] == "SLAVE" && s["running"] == false)
     });
     assert_eq!(ws.start_stop(), ["start", "stop"], "{}", ws.report());
@@ -428,4 +425,104 @@ fn sigusr1_writes_alive_report() {
         count_lines(&ws, "alive") > before
     });
     assert!(Path::new(&ws.daemon_output()).exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// stop/status with a broken config
+
+/// Asserts `out` exited 0 and warned on stderr that the config is broken, naming `pidfile`.
+fn assert_worked_despite_broken_config(out: &CmdOutput, pidfile: &Path, also: &[&str]) {
+    assert_eq!(out.code, Some(0), "with a broken config:\n{out}");
+    let warning = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("warning") && l.contains("broken"))
+        .unwrap_or_else(|| panic!("a warning that the config is broken in:\n{out}"));
+    let pidfile = pidfile.display().to_string();
+    for want in [pidfile.as_str()].iter().chain(also) {
+        assert!(warning.contains(want), "expected {want:?} in {warning:?}");
+    }
+}
+
+#[test]
+fn stop_and_status_work_when_the_config_is_not_yaml() {
+    let Some((_ns, ws, d)) = master("broken_yaml", &ConfigSpec::new(VIP).daemon(true)) else {
+        return;
+    };
+    ws.write("config.yaml", "{{{ this is: not YAML\n  - [\n");
+    let pidfile = ws.pidfile();
+    let status = ws.cli(&["status"]);
+    assert_worked_despite_broken_config(&status, &pidfile, &["not readable YAML"]);
+    assert!(status.stdout.contains("MASTER"), "{status}");
+    let json = ws.cli(&["status", "--json"]);
+    assert_worked_despite_broken_config(&json, &pidfile, &[]);
+    let parsed: Value = serde_json::from_str(json.stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout stays JSON ({e}):\n{json}"));
+    assert_eq!(parsed["pid"], d.pid());
+    let notify = ws.cli(&["notify", "MASTER"]);
+    assert_worked_despite_broken_config(&notify, &pidfile, &[]);
+
+    // No config at all: --workspace finds it.
+    let workspace = ws.dir().display().to_string();
+    let elsewhere = Path::new("/nonexistent-keepserver/config.yaml");
+    let found = ws.cli_with(elsewhere, &["--workspace", &workspace, "status"]);
+    assert_worked_despite_broken_config(&found, &pidfile, &[]);
+
+    let stop = ws.cli(&["stop"]);
+    assert_worked_despite_broken_config(&stop, &pidfile, &[]);
+    assert!(!pid_alive(d.pid()), "stop returns once the daemon is gone");
+    for cmd in [&["stop"][..], &["status"]] {
+        let out = ws.cli(cmd);
+        assert_eq!(out.code, Some(3), "{cmd:?} with nothing running:\n{out}");
+        assert!(out.text().contains("not running"), "{out}");
+    }
+}
+
+#[test]
+fn stop_and_status_work_when_the_config_has_a_bad_key() {
+    let mut spec = ConfigSpec::new(VIP).daemon(true);
+    spec.pidfile = "other.pid".to_string();
+    let Some((_ns, ws, d)) = master("broken_key", &spec) else {
+        return;
+    };
+    let bad = spec
+        .render(ws.dir())
+        .replace(&format!("sleep: {}", spec.sleep), "sleep: soon");
+    ws.write("config.yaml", &bad);
+    let pidfile = ws.pidfile();
+    let line = format!("line {}", line_of(&bad, "sleep:"));
+    let status = ws.cli(&["status"]);
+    assert_worked_despite_broken_config(&status, &pidfile, &["keepstart.sleep", &line]);
+
+    // Not YAML any more: the default pidfile is not this one, --pidfile is.
+    ws.write("config.yaml", "not: [yaml\n");
+    let lost = ws.cli(&["status"]);
+    assert_eq!(
+        lost.code,
+        Some(3),
+        "the default pidfile is not this one:\n{lost}"
+    );
+    assert!(
+        lost.text().contains("server.pid"),
+        "names what it tried:\n{lost}"
+    );
+    let given = pidfile.display().to_string();
+    let found = ws.cli(&["--pidfile", &given, "status"]);
+    assert_worked_despite_broken_config(&found, &pidfile, &[]);
+    let stop = ws.cli(&["stop", "--pidfile", &given]);
+    assert_worked_despite_broken_config(&stop, &pidfile, &[]);
+    assert!(!pid_alive(d.pid()), "stop returns once the daemon is gone");
+    let after = ws.cli(&["--pidfile", &given, "stop"]);
+    assert_eq!(after.code, Some(3), "{after}");
+}
+
+#[test]
+fn locating_options_are_refused_where_the_config_decides() {
+    let ws = Workspace::new(&ConfigSpec::new(VIP));
+    let dir = ws.dir().display().to_string();
+    for cmd in ["start", "check", "reload"] {
+        let out = ws.cli(&[cmd, "--workspace", &dir]);
+        assert_eq!(out.code, Some(2), "{cmd} --workspace:\n{out}");
+        assert!(out.text().contains("stop, status and notify"), "{out}");
+    }
 }

@@ -10,6 +10,7 @@ pub mod bgp;
 pub mod error;
 pub(crate) mod fields;
 pub mod libra;
+pub mod locate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -98,12 +99,12 @@ pub struct Loaded {
     pub warnings: Vec<KeyProblem>,
 }
 
-const DEFAULT_PIDFILE: &str = "server.pid";
-const DEFAULT_DAEMON_LOG: &str = "keepserver.log";
+/// `keepstart.hook-timeout` when not given.
+const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let file = normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+    let file = absolute_file(path);
     let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
         file: file.clone(),
         source,
@@ -258,6 +259,11 @@ fn split(section: Option<Spanned<RawSection>>) -> (Option<Position>, RawSection)
     }
 }
 
+/// `path` made absolute (against the current directory) and normalized, as messages show it.
+fn absolute_file(path: &Path) -> PathBuf {
+    normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
+}
+
 /// Drops `.` components so paths in messages read cleanly (`..` is kept: symlinks make folding
 /// it lexically wrong).
 fn normalize(path: &Path) -> PathBuf {
@@ -268,28 +274,20 @@ fn normalize(path: &Path) -> PathBuf {
 
 fn read_application(r: &mut SectionReader<'_>, config_dir: &Path) -> Application {
     let daemon = r.optional("daemon", boolean).unwrap_or(false);
-    let workspace = r
-        .optional("workspace", text)
-        .map(|w| normalize(&config_dir.join(w)))
-        .unwrap_or_else(|| config_dir.to_path_buf());
-    let pidfile = workspace.join(
-        r.optional("pidfile", text)
-            .unwrap_or_else(|| DEFAULT_PIDFILE.to_string()),
-    );
-    let control_socket = r
-        .optional("control-socket", text)
-        .map(|s| workspace.join(s))
-        .unwrap_or_else(|| pidfile.with_extension("sock"));
-    let daemon_log = workspace.join(
-        r.optional("daemon-log", text)
-            .unwrap_or_else(|| DEFAULT_DAEMON_LOG.to_string()),
-    );
+    let mut path = |key| r.optional(key, text).map(PathBuf::from);
+    let given = locate::GivenPaths {
+        workspace: path("workspace"),
+        pidfile: path("pidfile"),
+        control_socket: path("control-socket"),
+        daemon_log: path("daemon-log"),
+    };
+    let paths = locate::resolve(config_dir, given);
     Application {
         daemon,
-        workspace,
-        pidfile,
-        control_socket,
-        daemon_log,
+        workspace: paths.workspace,
+        pidfile: paths.pidfile,
+        control_socket: paths.control_socket,
+        daemon_log: paths.daemon_log,
     }
 }
 
@@ -310,7 +308,7 @@ fn read_keepstart(r: &mut SectionReader<'_>) -> Option<Keepstart> {
     let force_test_cycle = r.optional("force-test-cycle", cycles).unwrap_or(60);
     let hook_timeout = r
         .optional("hook-timeout", seconds)
-        .unwrap_or(Duration::from_secs(30));
+        .unwrap_or(DEFAULT_HOOK_TIMEOUT);
     let stop_on_exit = r.optional("stop-on-exit", boolean).unwrap_or(false);
     let failure_backoff_max = r
         .optional("failure-backoff-max", seconds)
