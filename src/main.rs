@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use keepserver::cli::{Cli, Command};
+use keepserver::config::host::{self, Purpose};
 use keepserver::config::locate::{self, Fallback, Located, Overrides};
 use keepserver::config::{self, Config, ConfigError, Loaded};
 use keepserver::control::{self, Request};
@@ -122,7 +123,13 @@ fn validate(path: &Path) -> Result<(Loaded, Translated), Failure> {
 }
 
 fn start(path: &Path) -> Result<(), Failure> {
-    let (loaded, translated) = validate(path)?;
+    let (mut loaded, translated) = validate(path)?;
+    // Nothing here refuses a start (a NIC may appear, a program be installed, later): the
+    // findings go to the log with the other warnings.
+    let report = host::host_problems(&loaded.config, Purpose::Start, host::nic_exists);
+    loaded
+        .warnings
+        .extend(report.errors.into_iter().chain(report.warnings));
     let config = loaded.config;
     let app = &config.application;
     let (pidfile, taken_over) =
@@ -239,14 +246,30 @@ fn stop(located: &Located) -> Result<(), Failure> {
 fn reload(path: &Path) -> Result<(), Failure> {
     let (loaded, _) = validate(path)?;
     let config = loaded.config;
-    for w in &loaded.warnings {
-        eprintln!("keepserver: warning: {w}");
-    }
     let pid = running_pid(&config.application.pidfile, &config.file)?;
     let socket = &config.application.control_socket;
-    let before = control::request(socket, &Request::Status)
-        .ok()
-        .and_then(|s| s["reloads"].as_u64());
+    let running = control::request(socket, &Request::Status).ok();
+    let before = running.as_ref().and_then(|s| s["reloads"].as_u64());
+    // The NIC the daemon watches now; unknown (no answer) counts as a change of NIC.
+    let running_nic = running
+        .as_ref()
+        .and_then(|s| s["nic"].as_str()?.parse().ok());
+    let purpose = Purpose::Reload {
+        running_nic: running_nic.as_ref(),
+    };
+    let host_warnings = host::host_problems(&config, purpose, |nic| {
+        host::nic_exists_in_netns_of(pid, nic)
+    })
+    .into_result()
+    .map_err(|e| {
+        Failure::new(
+            EXIT_CONFIG,
+            format!("{e}\nreload refused: pid {pid} keeps its running configuration"),
+        )
+    })?;
+    for w in loaded.warnings.iter().chain(&host_warnings) {
+        eprintln!("keepserver: warning: {w}");
+    }
     daemon::signal(pid, Signal::SIGHUP)
         .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot signal pid {pid}: {e}")))?;
     let Some(before) = before else {
@@ -284,12 +307,16 @@ fn status(located: &Located, json: bool) -> Result<(), Failure> {
 
 fn check(path: &Path) -> Result<(), Failure> {
     let (loaded, translated) = validate(path)?;
-    for w in &loaded.warnings {
+    let report = host::host_problems(&loaded.config, Purpose::Check, host::nic_exists);
+    for w in loaded.warnings.iter().chain(&report.warnings) {
         println!("warning: {w}");
     }
     for w in &translated.warnings {
         println!("warning: logging: {w}");
     }
+    report
+        .into_result()
+        .map_err(|e| Failure::new(EXIT_CONFIG, e))?;
     print!("{}", keepserver::report::plan_text(&loaded.config));
     Ok(())
 }

@@ -303,6 +303,16 @@ impl Shell {
             }
         };
         let new = loaded.config;
+        let running_nic = self.config.keepstart.nic.as_ref();
+        let purpose = config::host::Purpose::Reload { running_nic };
+        let host = config::host::host_problems(&new, purpose, config::host::nic_exists);
+        let host_warnings = match host.into_result() {
+            Ok(warnings) => warnings,
+            Err(e) => {
+                error!("reload refused, keeping the running configuration: {e}");
+                return Vec::new();
+            }
+        };
         let translated = match logging::translate(new.logging.as_ref(), &logging_context(&new)) {
             Ok(t) => t,
             Err(e) => {
@@ -311,7 +321,7 @@ impl Shell {
             }
         };
         logging::apply(&self.logging, translated);
-        for w in &loaded.warnings {
+        for w in loaded.warnings.iter().chain(&host_warnings) {
             warn!("{w}");
         }
         if new.application != self.config.application {

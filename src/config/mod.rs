@@ -9,6 +9,7 @@
 pub mod bgp;
 pub mod error;
 pub(crate) mod fields;
+pub mod host;
 pub mod libra;
 pub mod locate;
 
@@ -19,7 +20,7 @@ use std::time::Duration;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-pub use error::{ConfigError, KeyProblem, Position};
+pub use error::{ConfigError, KeyPositions, KeyProblem, Position};
 use fields::{RawSection, SectionReader, boolean, cycles, position_of, seconds, text};
 
 pub use bgp::Bgp;
@@ -88,6 +89,8 @@ pub struct Config {
     pub bgp: Option<Bgp>,
     /// The `logging` section as written, for the logging module to translate.
     pub logging: Option<Value>,
+    /// Where each key was found in [`Config::file`].
+    pub positions: KeyPositions,
 }
 
 /// A loaded config plus the warnings (unknown keys) found while reading it.
@@ -161,11 +164,12 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
         })
         .collect();
     let config_dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let (app_at, app_keys) = split(doc.application);
+    let mut positions = KeyPositions::default();
+    let (app_at, app_keys) = split(doc.application, "application", &mut positions);
     let mut app = SectionReader::new(file, "application", app_at, app_keys, &mut problems);
     let application = read_application(&mut app, &config_dir);
     warnings.extend(app.unknown_keys());
-    let (ks_at, ks_keys) = split(doc.keepstart);
+    let (ks_at, ks_keys) = split(doc.keepstart, "keepstart", &mut positions);
     let mut ks = SectionReader::new(file, "keepstart", ks_at, ks_keys, &mut problems);
     let keepstart = read_keepstart(&mut ks);
     let keepalived_fifo = ks
@@ -177,10 +181,11 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
         file,
         doc.libra,
         &application,
+        &mut positions,
         &mut problems,
         &mut warnings,
     );
-    let (bgp_at, bgp_keys) = split(doc.bgp);
+    let (bgp_at, bgp_keys) = split(doc.bgp, "bgp", &mut positions);
     let mut b = SectionReader::new(file, "bgp", bgp_at, bgp_keys, &mut problems);
     let bgp = bgp::read_bgp(&mut b, &application.workspace, keepstart.as_ref());
     warnings.extend(b.unknown_keys());
@@ -194,6 +199,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
                 keepalived_fifo,
                 bgp,
                 logging: doc.logging.filter(|v| !v.is_null()),
+                positions,
             },
             warnings,
         }),
@@ -210,6 +216,7 @@ fn read_libra_sections(
     file: &Path,
     top: Option<Spanned<RawSection>>,
     application: &Application,
+    positions: &mut KeyPositions,
     problems: &mut Vec<KeyProblem>,
     warnings: &mut Vec<KeyProblem>,
 ) -> Libra {
@@ -223,10 +230,10 @@ fn read_libra_sections(
     } else {
         LibraNested::default()
     };
-    let (at, keys) = split(top);
-    let (h_at, h_keys) = split(nested.haproxy);
-    let (d_at, d_keys) = split(nested.diagnostics);
-    let (a_at, a_keys) = split(nested.archive);
+    let (at, keys) = split(top, "libra", positions);
+    let (h_at, h_keys) = split(nested.haproxy, "libra.haproxy", positions);
+    let (d_at, d_keys) = split(nested.diagnostics, "libra.diagnostics", positions);
+    let (a_at, a_keys) = split(nested.archive, "libra.archive", positions);
     let mut h_problems = Vec::new();
     let mut d_problems = Vec::new();
     let mut a_problems = Vec::new();
@@ -252,11 +259,19 @@ fn read_libra_sections(
     libra
 }
 
-fn split(section: Option<Spanned<RawSection>>) -> (Option<Position>, RawSection) {
-    match section {
-        Some(s) => (Some(position_of(&s)), s.value),
-        None => (None, RawSection::new()),
+/// A section's position and keys, recording where each key's value is in `positions`.
+fn split(
+    section: Option<Spanned<RawSection>>,
+    name: &str,
+    positions: &mut KeyPositions,
+) -> (Option<Position>, RawSection) {
+    let Some(s) = section else {
+        return (None, RawSection::new());
+    };
+    for (key, value) in &s.value {
+        positions.insert(format!("{name}.{key}"), position_of(value));
     }
+    (Some(position_of(&s)), s.value)
 }
 
 /// `path` made absolute (against the current directory) and normalized, as messages show it.

@@ -284,3 +284,13 @@ fn nic_names_linux_refuses_name_key_and_line() {
         assert!(message.contains("config.yaml:7:10"), "{nic}: {message}");
     }
 }
+
+#[test]
+fn key_positions_are_kept_for_later_checks() {
+    let c = parse(KEEPSTART_README, &file()).unwrap().config;
+    let at = |key| c.positions.of(key).map(|p| p.line);
+    assert_eq!(at("keepstart.nic"), Some(7));
+    assert_eq!(at("keepstart.start"), Some(9));
+    assert_eq!(at("application.pidfile"), Some(4));
+    assert_eq!(at("keepstart.hook-timeout"), None);
+}
