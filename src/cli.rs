@@ -1,6 +1,6 @@
 //! The command line, as keepstart had it plus `status` and `check`:
-//! `keepserver [-c FILE] start|stop|reload|status|check`, and `notify` for keepalived's notify
-//! scripts.
+//! `keepserver [-c FILE] start|stop|reload|status|check`, `notify` for keepalived's notify
+//! scripts, and `--workspace`/`--pidfile` to find a running instance whatever the config says.
 
 use std::path::PathBuf;
 
@@ -13,6 +13,14 @@ pub struct Cli {
     /// Config file path, YAML (keepstart's format).
     #[arg(short, long, value_name = "FILE", default_value = "config.yaml")]
     pub config: PathBuf,
+    /// For stop, status and notify: the running instance's workspace, over
+    /// `application.workspace` (for a config file that is broken or not at hand).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub workspace: Option<PathBuf>,
+    /// For stop, status and notify: the running instance's pidfile, over `application.pidfile`
+    /// (the control socket is then beside it, unless the config names one).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub pidfile: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -8,6 +8,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod hooks;
+pub mod ifname;
 pub mod keepalived;
 pub mod libra;
 pub mod logging;

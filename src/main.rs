@@ -1,6 +1,7 @@
 //! keepserver's entry point: parses the command line, loads the config, and dispatches to the
 //! daemon or to a command on the running daemon. Exit codes: 0 ok, 1 runtime failure, 2 usage or
-//! config error, 3 not running.
+//! config error, 3 not running. `stop`, `status` and `notify` only need to find the running
+//! instance, so they work from a broken config too (see [`config::locate`]).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use keepserver::cli::{Cli, Command};
-use keepserver::config::{self, Config, Loaded};
+use keepserver::config::host::{self, Purpose};
+use keepserver::config::locate::{self, Fallback, Located, Overrides};
+use keepserver::config::{self, Config, ConfigError, Loaded};
 use keepserver::control::{self, Request};
 use keepserver::daemon::{self, Forked, Pidfile, Readiness};
 use keepserver::hooks::KILL_GRACE;
@@ -41,13 +44,18 @@ impl Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let overrides = Overrides {
+        workspace: cli.workspace,
+        pidfile: cli.pidfile,
+    };
+    let path = &cli.config;
     let result = match cli.command {
-        Command::Start => start(&cli.config),
-        Command::Stop => stop(&cli.config),
-        Command::Reload => reload(&cli.config),
-        Command::Status { json } => status(&cli.config, json),
-        Command::Check => check(&cli.config),
-        Command::Notify { args } => notify(&cli.config, &args),
+        Command::Start => no_overrides(&overrides).and_then(|()| start(path)),
+        Command::Stop => stop(&find(path, &overrides)),
+        Command::Reload => no_overrides(&overrides).and_then(|()| reload(path)),
+        Command::Status { json } => status(&find(path, &overrides), json),
+        Command::Check => no_overrides(&overrides).and_then(|()| check(path)),
+        Command::Notify { args } => notify(path, &overrides, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -55,6 +63,51 @@ fn main() -> ExitCode {
             eprintln!("keepserver: {}", f.message);
             ExitCode::from(f.code)
         }
+    }
+}
+
+/// `--workspace` and `--pidfile` only find a running instance; the commands that load the whole
+/// config take those paths from it.
+fn no_overrides(overrides: &Overrides) -> Result<(), Failure> {
+    if overrides.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            EXIT_CONFIG,
+            "--workspace and --pidfile are for stop, status and notify; start, check and reload \
+             take them from the config file (application.workspace, application.pidfile)",
+        ))
+    }
+}
+
+/// Finds the running instance of the config at `path`; a broken config is said so on stderr,
+/// with its first error and the pidfile used instead.
+fn find(path: &Path, overrides: &Overrides) -> Located {
+    let located = locate::locate(path, overrides);
+    if let Some(broken) = &located.broken {
+        let from = match broken.fallback {
+            Fallback::Lenient => "the application keys that could be read",
+            Fallback::Defaults => "the defaults beside it (it is not readable YAML)",
+        };
+        // The error last: a YAML syntax error spans several lines, with a snippet.
+        eprintln!(
+            "keepserver: warning: config {} is broken, fix it before the next start or reload; \
+             using pidfile {} from {from}. First error: {}",
+            located.file.display(),
+            located.paths.pidfile.display(),
+            first_error(&broken.error),
+        );
+    }
+    located
+}
+
+/// The first problem of `error`, and how many more there are.
+fn first_error(error: &ConfigError) -> String {
+    match error {
+        ConfigError::Invalid { problems } if problems.len() > 1 => {
+            format!("{}, and {} more", problems[0], problems.len() - 1)
+        }
+        other => other.to_string(),
     }
 }
 
@@ -70,7 +123,13 @@ fn validate(path: &Path) -> Result<(Loaded, Translated), Failure> {
 }
 
 fn start(path: &Path) -> Result<(), Failure> {
-    let (loaded, translated) = validate(path)?;
+    let (mut loaded, translated) = validate(path)?;
+    // Nothing here refuses a start (a NIC may appear, a program be installed, later): the
+    // findings go to the log with the other warnings.
+    let report = host::host_problems(&loaded.config, Purpose::Start, host::nic_exists);
+    loaded
+        .warnings
+        .extend(report.errors.into_iter().chain(report.warnings));
     let config = loaded.config;
     let app = &config.application;
     let (pidfile, taken_over) =
@@ -142,9 +201,9 @@ impl Prepared {
     }
 }
 
-/// The pid of the running instance, or exit 3 with a clear message.
-fn running_pid(config: &Config) -> Result<i32, Failure> {
-    let pidfile = &config.application.pidfile;
+/// The pid of the instance holding `pidfile`, or exit 3 with a clear message naming the config
+/// `file` to start it with.
+fn running_pid(pidfile: &Path, file: &Path) -> Result<i32, Failure> {
     match daemon::running_pid(pidfile).map_err(|e| Failure::new(EXIT_FAILURE, e))? {
         Some(pid) => Ok(pid),
         None => Err(Failure::new(
@@ -152,25 +211,22 @@ fn running_pid(config: &Config) -> Result<i32, Failure> {
             format!(
                 "not running (no instance holds {}); start it with `keepserver -c {} start`",
                 pidfile.display(),
-                config.file.display()
+                file.display()
             ),
         )),
     }
 }
 
-fn stop(path: &Path) -> Result<(), Failure> {
-    let config = config::load(path)
-        .map_err(|e| Failure::new(EXIT_CONFIG, e))?
-        .config;
-    let pid = running_pid(&config)?;
+fn stop(located: &Located) -> Result<(), Failure> {
+    let pidfile = &located.paths.pidfile;
+    let pid = running_pid(pidfile, &located.file)?;
     daemon::signal(pid, Signal::SIGTERM)
         .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot signal pid {pid}: {e}")))?;
     // It may be finishing a hook: allow the hook's timeout and kill grace, plus a margin.
-    let limit = config.keepstart.hook_timeout * 2 + KILL_GRACE + Duration::from_secs(5);
+    let limit = located.hook_timeout * 2 + KILL_GRACE + Duration::from_secs(5);
     let began = Instant::now();
     while began.elapsed() < limit {
-        let holder = daemon::running_pid(&config.application.pidfile)
-            .map_err(|e| Failure::new(EXIT_FAILURE, e))?;
+        let holder = daemon::running_pid(pidfile).map_err(|e| Failure::new(EXIT_FAILURE, e))?;
         if holder != Some(pid) && !daemon::process_alive(pid) {
             println!("keepserver stopped (pid {pid})");
             return Ok(());
@@ -190,14 +246,30 @@ fn stop(path: &Path) -> Result<(), Failure> {
 fn reload(path: &Path) -> Result<(), Failure> {
     let (loaded, _) = validate(path)?;
     let config = loaded.config;
-    for w in &loaded.warnings {
+    let pid = running_pid(&config.application.pidfile, &config.file)?;
+    let socket = &config.application.control_socket;
+    let running = control::request(socket, &Request::Status).ok();
+    let before = running.as_ref().and_then(|s| s["reloads"].as_u64());
+    // The NIC the daemon watches now; unknown (no answer) counts as a change of NIC.
+    let running_nic = running
+        .as_ref()
+        .and_then(|s| s["nic"].as_str()?.parse().ok());
+    let purpose = Purpose::Reload {
+        running_nic: running_nic.as_ref(),
+    };
+    let host_warnings = host::host_problems(&config, purpose, |nic| {
+        host::nic_exists_in_netns_of(pid, nic)
+    })
+    .into_result()
+    .map_err(|e| {
+        Failure::new(
+            EXIT_CONFIG,
+            format!("{e}\nreload refused: pid {pid} keeps its running configuration"),
+        )
+    })?;
+    for w in loaded.warnings.iter().chain(&host_warnings) {
         eprintln!("keepserver: warning: {w}");
     }
-    let pid = running_pid(&config)?;
-    let socket = &config.application.control_socket;
-    let before = control::request(socket, &Request::Status)
-        .ok()
-        .and_then(|s| s["reloads"].as_u64());
     daemon::signal(pid, Signal::SIGHUP)
         .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot signal pid {pid}: {e}")))?;
     let Some(before) = before else {
@@ -221,12 +293,9 @@ fn reload(path: &Path) -> Result<(), Failure> {
     ))
 }
 
-fn status(path: &Path, json: bool) -> Result<(), Failure> {
-    let config = config::load(path)
-        .map_err(|e| Failure::new(EXIT_CONFIG, e))?
-        .config;
-    running_pid(&config)?;
-    let status = control::request(&config.application.control_socket, &Request::Status)
+fn status(located: &Located, json: bool) -> Result<(), Failure> {
+    running_pid(&located.paths.pidfile, &located.file)?;
+    let status = control::request(&located.paths.control_socket, &Request::Status)
         .map_err(|e| Failure::new(EXIT_FAILURE, e))?;
     if json {
         println!("{status}");
@@ -238,27 +307,29 @@ fn status(path: &Path, json: bool) -> Result<(), Failure> {
 
 fn check(path: &Path) -> Result<(), Failure> {
     let (loaded, translated) = validate(path)?;
-    for w in &loaded.warnings {
+    let report = host::host_problems(&loaded.config, Purpose::Check, host::nic_exists);
+    for w in loaded.warnings.iter().chain(&report.warnings) {
         println!("warning: {w}");
     }
     for w in &translated.warnings {
         println!("warning: logging: {w}");
     }
+    report
+        .into_result()
+        .map_err(|e| Failure::new(EXIT_CONFIG, e))?;
     print!("{}", keepserver::report::plan_text(&loaded.config));
     Ok(())
 }
 
 /// Hands a keepalived notify to the running daemon and returns as soon as it is acknowledged:
 /// keepalived does not wait for notify scripts, and neither does this wait for hooks.
-fn notify(path: &Path, args: &[String]) -> Result<(), Failure> {
+fn notify(path: &Path, overrides: &Overrides, args: &[String]) -> Result<(), Failure> {
     let event = keepalived::parse_notify_args(args)
         .map_err(|e| Failure::new(EXIT_CONFIG, format!("notify: {e}")))?;
-    let config = config::load(path)
-        .map_err(|e| Failure::new(EXIT_CONFIG, e))?
-        .config;
-    running_pid(&config)?;
+    let located = find(path, overrides);
+    running_pid(&located.paths.pidfile, &located.file)?;
     let answer = control::request(
-        &config.application.control_socket,
+        &located.paths.control_socket,
         &Request::Notify(event.clone()),
     )
     .map_err(|e| Failure::new(EXIT_FAILURE, e))?;

@@ -1,6 +1,8 @@
 //! End-to-end CLI tests: `keepserver start|stop|reload|status|check` as an operator runs them
-//! (pidfile and its lock, exit codes, stale pidfiles, status JSON, config errors, reload) and the
-//! daemon's answers to SIGTERM, SIGINT and SIGUSR1.
+//! (pidfile and its lock, exit codes, stale pidfiles, status JSON, config errors, reload), the
+//! daemon's answers to SIGTERM, SIGINT, SIGUSR1 and SIGHUP, what `check` and `reload` refuse (bad
+//! NIC names, hooks that cannot run, a NIC that is not there) and `stop`/`status` with a broken
+//! config file.
 
 mod common;
 
@@ -236,6 +238,10 @@ fn check_accepts_keepstart_readme_example() {
         true,
         "ssh-proxy-server.pid",
     );
+    // `check` refuses hooks whose programs are missing: give it the example's three scripts.
+    for script in ["start.sh", "stop.sh", "is-running.sh"] {
+        ws.write_script(script, "#!/bin/sh\n");
+    }
     let out = ws.cli(&["check"]);
     assert_eq!(out.code, Some(0), "check README example:\n{out}");
 }
@@ -340,9 +346,6 @@ fn reload_invalid_config_exits_2_and_leaves_daemon_untouched() {
     let Some((ns, ws, d)) = master("reload_invalid", &spec) else {
         return;
     };
-    // status needs a readable config to find the daemon: keep a valid copy beside the bad one.
-    let good = ws.path("good.yaml");
-    fs::copy(ws.config_path(), &good).expect("copy config");
     let bad = spec
         .render(ws.dir())
         .replace(&format!("sleep: {}", spec.sleep), "sleep: soon");
@@ -360,7 +363,7 @@ fn reload_invalid_config_exits_2_and_leaves_daemon_untouched() {
         Duration::from_millis(600),
         || {
             ws.hook_lines().len() == hooks_before
-                && ws.status_json_with(&good).is_ok_and(|s| {
+                && ws.status_json().is_ok_and(|s| {
                     s["pid"] == d.pid() && s["role"] == "MASTER" && s["running"] == true
                 })
         },
@@ -370,7 +373,7 @@ fn reload_invalid_config_exits_2_and_leaves_daemon_untouched() {
     // Still following the VIP with the old configuration.
     ns.del_addr(VIP_CIDR);
     ws.wait_until("stop runs after the VIP goes", DEADLINE, || {
-        ws.status_json_with(&good)
+        ws.status_json()
             .is_ok_and(|s| s["role"] == "SLAVE" && s["running"] == false)
     });
     assert_eq!(ws.start_stop(), ["start", "stop"], "{}", ws.report());
@@ -428,4 +431,283 @@ fn sigusr1_writes_alive_report() {
         count_lines(&ws, "alive") > before
     });
     assert!(Path::new(&ws.daemon_output()).exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// What check and reload refuse, and stop/status with a broken config
+
+/// Asserts `out` exited `code` and names `key`, the config file of `ws` and `line N`.
+fn assert_names(out: &CmdOutput, code: i32, key: &str, ws: &Workspace, line: usize) {
+    assert_eq!(out.code, Some(code), "{key}:\n{out}");
+    let text = out.text();
+    let file = ws.config_path().display().to_string();
+    for want in [format!("`{key}`"), file, format!("line {line}")] {
+        assert!(text.contains(&want), "expected {want:?} in:\n{out}");
+    }
+}
+
+/// Asserts for a while that the daemon `d` of `ws` is still MASTER and running on NIC `ksv0`,
+/// has run no hook beyond `hooks_before` and applied `reloads` reloads.
+fn assert_untouched(ws: &Workspace, d: &Daemon, hooks_before: usize, reloads: u64) {
+    ws.assert_holds(
+        "the daemon runs on, MASTER on ksv0, with no hook run",
+        Duration::from_millis(800),
+        || {
+            ws.hook_lines().len() == hooks_before
+                && ws.status_json().is_ok_and(|s| {
+                    s["pid"] == d.pid()
+                        && s["role"] == "MASTER"
+                        && s["running"] == true
+                        && s["nic"] == NIC
+                        && s["reloads"] == reloads
+                })
+        },
+    );
+    assert_eq!(ws.start_stop(), ["start"], "{}", ws.report());
+}
+
+#[test]
+fn check_and_reload_refuse_bad_nic_names_and_hooks_that_cannot_run() {
+    let spec = ConfigSpec::new(VIP);
+    let Some((_ns, ws, d)) = master("refuse_bad", &spec) else {
+        return;
+    };
+    let hooks_before = ws.hook_lines().len();
+    ws.write("noexec.sh", "#!/bin/sh\n");
+    let long = "n".repeat(40);
+    let cases = [
+        (spec.clone().nic(Some(&long)), "keepstart.nic", "nic:"),
+        (spec.clone().nic(Some("eth/0")), "keepstart.nic", "nic:"),
+        (spec.clone().nic(Some("ksv 0")), "keepstart.nic", "nic:"),
+        (
+            spec.clone().start("{ws}/missing.sh start"),
+            "keepstart.start",
+            "start:",
+        ),
+        (
+            spec.clone().stop("{ws}/noexec.sh stop"),
+            "keepstart.stop",
+            "stop:",
+        ),
+    ];
+    for (bad, key, prefix) in &cases {
+        ws.write_config(bad);
+        let line = line_of(&bad.render(ws.dir()), prefix);
+        assert_names(&ws.cli(&["check"]), 2, key, &ws, line);
+        assert_names(&ws.cli(&["reload"]), 2, key, &ws, line);
+    }
+    assert_untouched(&ws, &d, hooks_before, 0);
+
+    // The daemon's own SIGHUP path refuses the same, with the 40-byte NIC last in the log.
+    for (bad, _, _) in &cases {
+        let refused = count_lines(&ws, "reload refused");
+        ws.write_config(bad);
+        d.signal(Signal::SIGHUP);
+        ws.wait_until("the daemon logs the refused reload", DEADLINE, || {
+            count_lines(&ws, "reload refused") > refused
+        });
+    }
+    assert_untouched(&ws, &d, hooks_before, 0);
+}
+
+#[test]
+fn a_shell_hook_whose_first_program_is_missing_is_only_a_warning() {
+    let spec = ConfigSpec::new(VIP).stop("{ws}/missing.sh stop >> {ws}/stop.out 2>&1");
+    let ws = Workspace::new(&spec);
+    let out = ws.cli(&["check"]);
+    assert_eq!(out.code, Some(0), "a warning does not refuse:\n{out}");
+    let line = line_of(&spec.render(ws.dir()), "stop:");
+    let warning = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("warning:") && l.contains("`keepstart.stop`"))
+        .unwrap_or_else(|| panic!("a warning about keepstart.stop in:\n{out}"));
+    for want in ["missing.sh".to_string(), format!("line {line}")] {
+        assert!(warning.contains(&want), "expected {want:?} in {warning:?}");
+    }
+}
+
+#[test]
+fn a_reload_to_a_nic_that_does_not_exist_is_refused_and_stop_never_runs() {
+    let spec = ConfigSpec::new(VIP);
+    let Some((_ns, ws, d)) = master("reload_absent_nic", &spec) else {
+        return;
+    };
+    let hooks_before = ws.hook_lines().len();
+    let absent = spec.clone().nic(Some("ksv9"));
+    ws.write_config(&absent);
+    let line = line_of(&absent.render(ws.dir()), "nic:");
+    let out = ws.cli(&["reload"]);
+    assert_names(&out, 2, "keepstart.nic", &ws, line);
+    assert!(out.text().contains("ksv9"), "names the NIC:\n{out}");
+    assert_untouched(&ws, &d, hooks_before, 0);
+
+    // A raw SIGHUP, bypassing the CLI's checks, is refused by the daemon itself.
+    d.signal(Signal::SIGHUP);
+    ws.wait_until("the daemon refuses the reload to ksv9", DEADLINE, || {
+        fs::read_to_string(ws.daemon_output())
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("reload refused") && l.contains("ksv9"))
+    });
+    assert_untouched(&ws, &d, hooks_before, 0);
+}
+
+#[test]
+fn a_reload_of_unrelated_keys_while_master_never_runs_stop() {
+    let spec = ConfigSpec::new(VIP).with_is_running();
+    let Some((_ns, ws, d)) = master("reload_unrelated", &spec) else {
+        return;
+    };
+    let changed = spec
+        .clone()
+        .sleep(0.3)
+        .hook_timeout(7.0)
+        .force_test_cycle(1000);
+    ws.write_config(&changed);
+    let out = ws.cli(&["reload"]);
+    assert!(out.ok(), "reload:\n{out}\n{}", ws.report());
+    d.signal(Signal::SIGHUP);
+    ws.wait_until("both reloads applied", DEADLINE, || {
+        ws.status_json().is_ok_and(|s| s["reloads"] == 2)
+    });
+    ws.assert_holds(
+        "MASTER and running after the reloads, no stop",
+        Duration::from_secs(1),
+        || {
+            ws.runs_of("stop").is_empty()
+                && ws.status_json().is_ok_and(|s| {
+                    s["pid"] == d.pid() && s["role"] == "MASTER" && s["running"] == true
+                })
+        },
+    );
+    assert_eq!(ws.start_stop(), ["start"], "{}", ws.report());
+}
+
+#[test]
+fn a_reload_to_another_existing_nic_without_the_vip_makes_the_node_slave() {
+    let spec = ConfigSpec::new(VIP);
+    let Some((ns, ws, d)) = master("reload_other_nic", &spec) else {
+        return;
+    };
+    // ksv1 exists only in the namespace: the CLI, outside it, checks in the daemon's namespace.
+    ns.ip(&[
+        "link", "add", "ksv1", "type", "veth", "peer", "name", "ksv1p",
+    ]);
+    ns.ip(&["link", "set", "ksv1p", "up"]);
+    ns.ip(&["link", "set", "ksv1", "up"]);
+    ws.write_config(&spec.clone().nic(Some("ksv1")));
+    let out = ws.cli(&["reload"]);
+    assert!(
+        out.ok(),
+        "reload to an existing NIC:\n{out}\n{}",
+        ws.report()
+    );
+    ws.wait_settled("SLAVE", false);
+    let s = ws.status_json().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s["nic"], "ksv1", "{s}");
+    assert_eq!(s["pid"], d.pid(), "{s}");
+    assert_eq!(ws.start_stop(), ["start", "stop"], "{}", ws.report());
+
+    // It follows the new NIC: the VIP there makes it MASTER again.
+    ns.ip(&["addr", "add", VIP_CIDR, "dev", "ksv1"]);
+    ws.wait_settled("MASTER", true);
+    assert_eq!(ws.start_stop(), ["start", "stop", "start"]);
+}
+
+/// Asserts `out` exited 0 and warned on stderr that the config is broken, naming `pidfile`.
+fn assert_worked_despite_broken_config(out: &CmdOutput, pidfile: &Path, also: &[&str]) {
+    assert_eq!(out.code, Some(0), "with a broken config:\n{out}");
+    let warning = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("warning") && l.contains("broken"))
+        .unwrap_or_else(|| panic!("a warning that the config is broken in:\n{out}"));
+    let pidfile = pidfile.display().to_string();
+    for want in [pidfile.as_str()].iter().chain(also) {
+        assert!(warning.contains(want), "expected {want:?} in {warning:?}");
+    }
+}
+
+#[test]
+fn stop_and_status_work_when_the_config_is_not_yaml() {
+    let Some((_ns, ws, d)) = master("broken_yaml", &ConfigSpec::new(VIP).daemon(true)) else {
+        return;
+    };
+    ws.write("config.yaml", "{{{ this is: not YAML\n  - [\n");
+    let pidfile = ws.pidfile();
+    let status = ws.cli(&["status"]);
+    assert_worked_despite_broken_config(&status, &pidfile, &["not readable YAML"]);
+    assert!(status.stdout.contains("MASTER"), "{status}");
+    let json = ws.cli(&["status", "--json"]);
+    assert_worked_despite_broken_config(&json, &pidfile, &[]);
+    let parsed: Value = serde_json::from_str(json.stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout stays JSON ({e}):\n{json}"));
+    assert_eq!(parsed["pid"], d.pid());
+    let notify = ws.cli(&["notify", "MASTER"]);
+    assert_worked_despite_broken_config(&notify, &pidfile, &[]);
+
+    // No config at all: --workspace finds it.
+    let workspace = ws.dir().display().to_string();
+    let elsewhere = Path::new("/nonexistent-keepserver/config.yaml");
+    let found = ws.cli_with(elsewhere, &["--workspace", &workspace, "status"]);
+    assert_worked_despite_broken_config(&found, &pidfile, &[]);
+
+    let stop = ws.cli(&["stop"]);
+    assert_worked_despite_broken_config(&stop, &pidfile, &[]);
+    assert!(!pid_alive(d.pid()), "stop returns once the daemon is gone");
+    for cmd in [&["stop"][..], &["status"]] {
+        let out = ws.cli(cmd);
+        assert_eq!(out.code, Some(3), "{cmd:?} with nothing running:\n{out}");
+        assert!(out.text().contains("not running"), "{out}");
+    }
+}
+
+#[test]
+fn stop_and_status_work_when_the_config_has_a_bad_key() {
+    let mut spec = ConfigSpec::new(VIP).daemon(true);
+    spec.pidfile = "other.pid".to_string();
+    let Some((_ns, ws, d)) = master("broken_key", &spec) else {
+        return;
+    };
+    let bad = spec
+        .render(ws.dir())
+        .replace(&format!("sleep: {}", spec.sleep), "sleep: soon");
+    ws.write("config.yaml", &bad);
+    let pidfile = ws.pidfile();
+    let line = format!("line {}", line_of(&bad, "sleep:"));
+    let status = ws.cli(&["status"]);
+    assert_worked_despite_broken_config(&status, &pidfile, &["keepstart.sleep", &line]);
+
+    // Not YAML any more: the default pidfile is not this one, --pidfile is.
+    ws.write("config.yaml", "not: [yaml\n");
+    let lost = ws.cli(&["status"]);
+    assert_eq!(
+        lost.code,
+        Some(3),
+        "the default pidfile is not this one:\n{lost}"
+    );
+    assert!(
+        lost.text().contains("server.pid"),
+        "names what it tried:\n{lost}"
+    );
+    let given = pidfile.display().to_string();
+    let found = ws.cli(&["--pidfile", &given, "status"]);
+    assert_worked_despite_broken_config(&found, &pidfile, &[]);
+    let stop = ws.cli(&["stop", "--pidfile", &given]);
+    assert_worked_despite_broken_config(&stop, &pidfile, &[]);
+    assert!(!pid_alive(d.pid()), "stop returns once the daemon is gone");
+    let after = ws.cli(&["--pidfile", &given, "stop"]);
+    assert_eq!(after.code, Some(3), "{after}");
+}
+
+#[test]
+fn locating_options_are_refused_where_the_config_decides() {
+    let ws = Workspace::new(&ConfigSpec::new(VIP));
+    let dir = ws.dir().display().to_string();
+    for cmd in ["start", "check", "reload"] {
+        let out = ws.cli(&[cmd, "--workspace", &dir]);
+        assert_eq!(out.code, Some(2), "{cmd} --workspace:\n{out}");
+        assert!(out.text().contains("stop, status and notify"), "{out}");
+    }
 }

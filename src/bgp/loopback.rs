@@ -20,8 +20,9 @@ use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::Handle;
 
 use super::error::BgpError;
-use super::model::{Ifname, Prefix};
+use super::model::Prefix;
 use crate::atomic_file as files;
+use crate::ifname::Ifname;
 
 /// What to do on the loopback to carry `wanted`.
 #[derive(Debug, Default, PartialEq, Eq)]

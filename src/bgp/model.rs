@@ -212,47 +212,6 @@ impl FromStr for Password {
     }
 }
 
-/// A network interface name as the kernel allows it: 1 to 15 bytes, no `/`, `:` or whitespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ifname(String);
-
-impl Ifname {
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// A constant known to be valid (the defaults; the tests parse each of them).
-    pub(crate) fn known(s: &'static str) -> Self {
-        Ifname(s.to_string())
-    }
-}
-
-impl FromStr for Ifname {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let ok = (1..=15).contains(&s.len())
-            && s != "."
-            && s != ".."
-            && s.bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
-        if ok {
-            Ok(Ifname(s.to_string()))
-        } else {
-            Err(format!(
-                "`{s}` is not an interface name (1-15 characters, no `/`, `:` or spaces)"
-            ))
-        }
-    }
-}
-
-impl fmt::Display for Ifname {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// An absolute path without whitespace or control characters, for `log file PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogFile(PathBuf);
@@ -381,10 +340,6 @@ mod tests {
             format!("{:?}", "x".parse::<Password>().unwrap()),
             "Password(..)"
         );
-        assert!("lo".parse::<Ifname>().is_ok());
-        for bad in ["", "lo:0", "a/b", "x y", "sixteen-chars-xx", ".."] {
-            assert!(bad.parse::<Ifname>().is_err(), "{bad:?}");
-        }
         assert!("/var/log/frr/bgpd.log".parse::<LogFile>().is_ok());
         for bad in ["bgpd.log", "/var/log/my log", "/", "/x\ny"] {
             assert!(bad.parse::<LogFile>().is_err(), "{bad:?}");

@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use super::Keepstart;
 use super::fields::{SectionReader, boolean, kind, text};
-use crate::bgp::model::{ApplyMethod, Asn, Ifname, LogFile, Neighbor, Password, Prefix, Word};
+use crate::bgp::model::{ApplyMethod, Asn, LogFile, Neighbor, Password, Prefix, Word};
+use crate::ifname::Ifname;
 
 /// The `bgp` section of an enabled announcer, with defaults applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -389,7 +390,7 @@ mod tests {
             (
                 "  loopback: lo:0\n",
                 "bgp.loopback",
-                "not an interface name",
+                "not a network interface name",
             ),
             ("  apply: restart\n", "bgp.apply", "vtysh or frr-reload"),
             ("  log-file: bgpd.log\n", "bgp.log-file", "absolute path"),

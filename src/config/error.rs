@@ -1,8 +1,9 @@
 //! Configuration errors and warnings: each one names the file, the key, the line and column, and
 //! what was expected, so an operator can fix the file without guessing.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where in a config file something was found (1-based line and column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,6 +12,33 @@ pub struct Position {
     pub line: u64,
     /// 1-based column number.
     pub column: u64,
+}
+
+/// Where each key's value was found, by dotted key (`keepstart.start`), so checks made after
+/// loading (see [`super::host`]) can still name the line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyPositions(BTreeMap<String, Position>);
+
+impl KeyPositions {
+    /// Records that `key`'s value starts at `position`.
+    pub fn insert(&mut self, key: String, position: Position) {
+        self.0.insert(key, position);
+    }
+
+    /// Where `key`'s value starts, when the file has it.
+    pub fn of(&self, key: &str) -> Option<Position> {
+        self.0.get(key).copied()
+    }
+
+    /// A problem with `key` of `file`, at the key's position.
+    pub fn problem(&self, file: &Path, key: &str, message: String) -> KeyProblem {
+        KeyProblem {
+            file: file.to_path_buf(),
+            key: key.to_string(),
+            position: self.of(key),
+            message,
+        }
+    }
 }
 
 /// One problem with one key of the config file.

@@ -9,7 +9,9 @@
 pub mod bgp;
 pub mod error;
 pub(crate) mod fields;
+pub mod host;
 pub mod libra;
+pub mod locate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,12 +20,13 @@ use std::time::Duration;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-pub use error::{ConfigError, KeyProblem, Position};
+pub use error::{ConfigError, KeyPositions, KeyProblem, Position};
 use fields::{RawSection, SectionReader, boolean, cycles, position_of, seconds, text};
 
 pub use bgp::Bgp;
 pub use libra::{Endpoint, Libra, LibraHaproxy};
 
+use crate::ifname::Ifname;
 use crate::vip::Vip;
 
 /// The `application` section: how the process runs.
@@ -45,7 +48,7 @@ pub struct Application {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Keepstart {
     /// The NIC to watch; `None` means any NIC.
-    pub nic: Option<String>,
+    pub nic: Option<Ifname>,
     /// The VIP whose presence makes this node MASTER.
     pub vip: Vip,
     /// Shell command run when MASTER and not running.
@@ -86,6 +89,8 @@ pub struct Config {
     pub bgp: Option<Bgp>,
     /// The `logging` section as written, for the logging module to translate.
     pub logging: Option<Value>,
+    /// Where each key was found in [`Config::file`].
+    pub positions: KeyPositions,
 }
 
 /// A loaded config plus the warnings (unknown keys) found while reading it.
@@ -97,12 +102,12 @@ pub struct Loaded {
     pub warnings: Vec<KeyProblem>,
 }
 
-const DEFAULT_PIDFILE: &str = "server.pid";
-const DEFAULT_DAEMON_LOG: &str = "keepserver.log";
+/// `keepstart.hook-timeout` when not given.
+const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let file = normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+    let file = absolute_file(path);
     let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
         file: file.clone(),
         source,
@@ -159,11 +164,12 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
         })
         .collect();
     let config_dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let (app_at, app_keys) = split(doc.application);
+    let mut positions = KeyPositions::default();
+    let (app_at, app_keys) = split(doc.application, "application", &mut positions);
     let mut app = SectionReader::new(file, "application", app_at, app_keys, &mut problems);
     let application = read_application(&mut app, &config_dir);
     warnings.extend(app.unknown_keys());
-    let (ks_at, ks_keys) = split(doc.keepstart);
+    let (ks_at, ks_keys) = split(doc.keepstart, "keepstart", &mut positions);
     let mut ks = SectionReader::new(file, "keepstart", ks_at, ks_keys, &mut problems);
     let keepstart = read_keepstart(&mut ks);
     let keepalived_fifo = ks
@@ -175,10 +181,11 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
         file,
         doc.libra,
         &application,
+        &mut positions,
         &mut problems,
         &mut warnings,
     );
-    let (bgp_at, bgp_keys) = split(doc.bgp);
+    let (bgp_at, bgp_keys) = split(doc.bgp, "bgp", &mut positions);
     let mut b = SectionReader::new(file, "bgp", bgp_at, bgp_keys, &mut problems);
     let bgp = bgp::read_bgp(&mut b, &application.workspace, keepstart.as_ref());
     warnings.extend(b.unknown_keys());
@@ -192,6 +199,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
                 keepalived_fifo,
                 bgp,
                 logging: doc.logging.filter(|v| !v.is_null()),
+                positions,
             },
             warnings,
         }),
@@ -208,6 +216,7 @@ fn read_libra_sections(
     file: &Path,
     top: Option<Spanned<RawSection>>,
     application: &Application,
+    positions: &mut KeyPositions,
     problems: &mut Vec<KeyProblem>,
     warnings: &mut Vec<KeyProblem>,
 ) -> Libra {
@@ -221,10 +230,10 @@ fn read_libra_sections(
     } else {
         LibraNested::default()
     };
-    let (at, keys) = split(top);
-    let (h_at, h_keys) = split(nested.haproxy);
-    let (d_at, d_keys) = split(nested.diagnostics);
-    let (a_at, a_keys) = split(nested.archive);
+    let (at, keys) = split(top, "libra", positions);
+    let (h_at, h_keys) = split(nested.haproxy, "libra.haproxy", positions);
+    let (d_at, d_keys) = split(nested.diagnostics, "libra.diagnostics", positions);
+    let (a_at, a_keys) = split(nested.archive, "libra.archive", positions);
     let mut h_problems = Vec::new();
     let mut d_problems = Vec::new();
     let mut a_problems = Vec::new();
@@ -250,11 +259,24 @@ fn read_libra_sections(
     libra
 }
 
-fn split(section: Option<Spanned<RawSection>>) -> (Option<Position>, RawSection) {
-    match section {
-        Some(s) => (Some(position_of(&s)), s.value),
-        None => (None, RawSection::new()),
+/// A section's position and keys, recording where each key's value is in `positions`.
+fn split(
+    section: Option<Spanned<RawSection>>,
+    name: &str,
+    positions: &mut KeyPositions,
+) -> (Option<Position>, RawSection) {
+    let Some(s) = section else {
+        return (None, RawSection::new());
+    };
+    for (key, value) in &s.value {
+        positions.insert(format!("{name}.{key}"), position_of(value));
     }
+    (Some(position_of(&s)), s.value)
+}
+
+/// `path` made absolute (against the current directory) and normalized, as messages show it.
+fn absolute_file(path: &Path) -> PathBuf {
+    normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
 }
 
 /// Drops `.` components so paths in messages read cleanly (`..` is kept: symlinks make folding
@@ -267,33 +289,25 @@ fn normalize(path: &Path) -> PathBuf {
 
 fn read_application(r: &mut SectionReader<'_>, config_dir: &Path) -> Application {
     let daemon = r.optional("daemon", boolean).unwrap_or(false);
-    let workspace = r
-        .optional("workspace", text)
-        .map(|w| normalize(&config_dir.join(w)))
-        .unwrap_or_else(|| config_dir.to_path_buf());
-    let pidfile = workspace.join(
-        r.optional("pidfile", text)
-            .unwrap_or_else(|| DEFAULT_PIDFILE.to_string()),
-    );
-    let control_socket = r
-        .optional("control-socket", text)
-        .map(|s| workspace.join(s))
-        .unwrap_or_else(|| pidfile.with_extension("sock"));
-    let daemon_log = workspace.join(
-        r.optional("daemon-log", text)
-            .unwrap_or_else(|| DEFAULT_DAEMON_LOG.to_string()),
-    );
+    let mut path = |key| r.optional(key, text).map(PathBuf::from);
+    let given = locate::GivenPaths {
+        workspace: path("workspace"),
+        pidfile: path("pidfile"),
+        control_socket: path("control-socket"),
+        daemon_log: path("daemon-log"),
+    };
+    let paths = locate::resolve(config_dir, given);
     Application {
         daemon,
-        workspace,
-        pidfile,
-        control_socket,
-        daemon_log,
+        workspace: paths.workspace,
+        pidfile: paths.pidfile,
+        control_socket: paths.control_socket,
+        daemon_log: paths.daemon_log,
     }
 }
 
 fn read_keepstart(r: &mut SectionReader<'_>) -> Option<Keepstart> {
-    let nic = r.optional("nic", text);
+    let nic = r.optional("nic", |v| text(v)?.parse::<Ifname>());
     let vip = r.required(
         "vip",
         |v| text(v)?.parse::<Vip>().map_err(|e| e.to_string()),
@@ -309,7 +323,7 @@ fn read_keepstart(r: &mut SectionReader<'_>) -> Option<Keepstart> {
     let force_test_cycle = r.optional("force-test-cycle", cycles).unwrap_or(60);
     let hook_timeout = r
         .optional("hook-timeout", seconds)
-        .unwrap_or(Duration::from_secs(30));
+        .unwrap_or(DEFAULT_HOOK_TIMEOUT);
     let stop_on_exit = r.optional("stop-on-exit", boolean).unwrap_or(false);
     let failure_backoff_max = r
         .optional("failure-backoff-max", seconds)

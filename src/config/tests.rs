@@ -263,3 +263,34 @@ fn keepalived_fifo_is_optional_and_relative_to_the_workspace() {
     let at = p[0].position.unwrap();
     assert_eq!((at.line, at.column), (5, 20), "{}", p[0]);
 }
+
+#[test]
+fn nic_names_linux_refuses_name_key_and_line() {
+    let long = "n".repeat(40);
+    for (nic, why) in [
+        (long.as_str(), "40 bytes long"),
+        ("eth/0", "contains `/`"),
+        ("'eth 0'", "whitespace"),
+        ("\"eth\\0\"", "NUL"),
+        ("'..'", "not allowed"),
+    ] {
+        let text = KEEPSTART_README.replace("nic: lo", &format!("nic: {nic}"));
+        let p = problems(&text);
+        assert_eq!(p.len(), 1, "{nic}: {p:?}");
+        assert_eq!(p[0].key, "keepstart.nic", "{nic}");
+        assert_eq!(p[0].position.map(|p| (p.line, p.column)), Some((7, 10)));
+        let message = p[0].to_string();
+        assert!(message.contains(why), "{nic}: {message}");
+        assert!(message.contains("config.yaml:7:10"), "{nic}: {message}");
+    }
+}
+
+#[test]
+fn key_positions_are_kept_for_later_checks() {
+    let c = parse(KEEPSTART_README, &file()).unwrap().config;
+    let at = |key| c.positions.of(key).map(|p| p.line);
+    assert_eq!(at("keepstart.nic"), Some(7));
+    assert_eq!(at("keepstart.start"), Some(9));
+    assert_eq!(at("application.pidfile"), Some(4));
+    assert_eq!(at("keepstart.hook-timeout"), None);
+}

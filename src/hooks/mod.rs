@@ -165,7 +165,7 @@ fn spawn_with(mut cmd: Command, run: &HookRun, cwd: &Path, token: &str) -> std::
 
 /// The words of a plain command (see the module documentation), which the shell would split at
 /// the spaces and run as they are; `None` for anything the shell has to interpret.
-fn plain_words(command: &str) -> Option<Vec<&str>> {
+pub(crate) fn plain_words(command: &str) -> Option<Vec<&str>> {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_./,+@%-".contains(c) || c == ' ';
     let words: Vec<&str> = command.split(' ').filter(|w| !w.is_empty()).collect();
     // A path, so never a builtin, keyword or function, which only the shell would find.
@@ -249,7 +249,7 @@ mod tests {
             role: Role::Master,
             previous_role: Some(Role::Slave),
             vip: "192.0.2.10/24".parse().unwrap(),
-            nic: Some("eth0".to_string()),
+            nic: Some("eth0".parse().unwrap()),
         }
     }
 

@@ -290,7 +290,7 @@ impl Shell {
                     .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
                 value["reloads"] = self.reloads.into();
                 value["vip"] = self.config.keepstart.vip.to_string().into();
-                value["nic"] = self.config.keepstart.nic.clone().into();
+                value["nic"] = self.config.keepstart.nic.as_deref().into();
                 value["log_lines_lost"] = logging::lost_lines().into();
                 value["log_sinks"] = serde_json::to_value(logging::sinks()).unwrap_or_default();
                 value
@@ -315,6 +315,16 @@ impl Shell {
             }
         };
         let new = loaded.config;
+        let running_nic = self.config.keepstart.nic.as_ref();
+        let purpose = config::host::Purpose::Reload { running_nic };
+        let host = config::host::host_problems(&new, purpose, config::host::nic_exists);
+        let host_warnings = match host.into_result() {
+            Ok(warnings) => warnings,
+            Err(e) => {
+                error!("reload refused, keeping the running configuration: {e}");
+                return Vec::new();
+            }
+        };
         let translated = match logging::translate(new.logging.as_ref(), &logging_context(&new)) {
             Ok(t) => t,
             Err(e) => {
@@ -323,7 +333,7 @@ impl Shell {
             }
         };
         logging::apply(&self.logging, translated);
-        for w in &loaded.warnings {
+        for w in loaded.warnings.iter().chain(&host_warnings) {
             warn!("{w}");
         }
         if new.application != self.config.application {

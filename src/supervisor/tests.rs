@@ -7,7 +7,7 @@ const CYCLE: Duration = Duration::from_secs(2);
 
 fn settings(is_running: bool) -> Keepstart {
     Keepstart {
-        nic: Some("eth0".to_string()),
+        nic: Some("eth0".parse().unwrap()),
         vip: "192.0.2.10".parse().unwrap(),
         start: "start.sh".to_string(),
         stop: "stop.sh".to_string(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Bgp, Keepstart, Libra};
+use crate::ifname::Ifname;
 use crate::keepalived::{KeepalivedEvent, Source};
 use crate::vip::Vip;
 
@@ -263,5 +264,5 @@ pub struct HookRun {
     /// The VIP being watched.
     pub vip: Vip,
     /// The NIC being watched, if one is configured.
-    pub nic: Option<String>,
+    pub nic: Option<Ifname>,
 }

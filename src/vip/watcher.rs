@@ -20,6 +20,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::{MissedTickBehavior, interval_at};
 
 use super::table::{AddrTable, NicState};
+use crate::ifname::Ifname;
 
 /// What to watch for: the VIP address, on which NIC, and how often to re-dump.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub struct Watch {
     /// The VIP address.
     pub vip: IpAddr,
     /// The NIC; `None` means any.
-    pub nic: Option<String>,
+    pub nic: Option<Ifname>,
     /// Re-dump period (one cycle).
     pub resync: Duration,
 }
