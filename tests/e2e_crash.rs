@@ -72,12 +72,14 @@ fn lab(test: &str, hook_timeout: f64) -> Option<(Netns, Workspace)> {
     Some((ns, ws))
 }
 
-/// The live processes running this workspace's service.
+/// The live instances of this workspace's service (each wrote its pid to `services.log` when it
+/// began; looking for `svc.sh` in command lines would also count its children between their fork
+/// and exec).
 fn services(ws: &Workspace) -> Vec<i32> {
-    let script = ws.path("svc.sh").display().to_string();
-    live_pids()
-        .into_iter()
-        .filter(|pid| cmdline(*pid).contains(&script))
+    ws.read("services.log")
+        .lines()
+        .filter_map(|l| l.strip_prefix("service ")?.parse().ok())
+        .filter(|pid| pid_alive(*pid) && cmdline(*pid).contains("svc.sh"))
         .collect()
 }
 
