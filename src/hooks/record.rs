@@ -103,6 +103,9 @@ enum Content {
     Idle {
         /// The running state keepserver tracked when the last hook had ended.
         running: Option<bool>,
+        /// The boot it is about: after a reboot no service runs until it is started again.
+        #[serde(default)]
+        boot: String,
     },
     /// This hook is in flight.
     InFlight(Entry),
@@ -153,8 +156,8 @@ impl HookRecord {
             // Allocate the page now, while writing needs space, so later overwrites do not.
             record.write(&match &found {
                 Found::InFlight(entry) => Content::InFlight(entry.clone()),
-                Found::Idle { running } => Content::Idle { running: *running },
-                _ => Content::Idle { running: None },
+                Found::Idle { running } => idle(*running),
+                _ => idle(None),
             })?;
         }
         Ok((record, found))
@@ -172,7 +175,7 @@ impl HookRecord {
 
     /// Records that no hook is in flight and the service's tracked state.
     pub fn idle(&mut self, running: Option<bool>) -> io::Result<()> {
-        self.write(&Content::Idle { running })
+        self.write(&idle(running))
     }
 
     fn write(&mut self, content: &Content) -> io::Result<()> {
@@ -187,6 +190,14 @@ impl HookRecord {
     }
 }
 
+/// An idle record for this boot.
+fn idle(running: Option<bool>) -> Content {
+    Content::Idle {
+        running,
+        boot: crate::proc::boot_id().unwrap_or_default(),
+    }
+}
+
 fn parse(bytes: &[u8]) -> Found {
     let text = String::from_utf8_lossy(bytes);
     let line = text.lines().next().unwrap_or("").trim();
@@ -194,7 +205,10 @@ fn parse(bytes: &[u8]) -> Found {
         return Found::Nothing;
     }
     match serde_json::from_str::<Content>(line) {
-        Ok(Content::Idle { running }) => Found::Idle { running },
+        Ok(Content::Idle { running, boot }) => Found::Idle {
+            // A state from before a reboot is no state: nothing started since runs.
+            running: running.filter(|_| crate::proc::boot_id().is_some_and(|b| b == boot)),
+        },
         Ok(Content::InFlight(entry)) => Found::InFlight(entry),
         Err(_) => Found::Unreadable(line.chars().take(200).collect()),
     }
@@ -245,6 +259,19 @@ mod tests {
         );
         assert!(entry.token_entry().starts_with("KEEPSERVER_HOOK_TOKEN="));
         assert_eq!(entry.timeout_ms, 30_000);
+    }
+
+    #[test]
+    fn a_running_state_from_another_boot_is_forgotten() {
+        let this = serde_json::to_string(&idle(Some(true))).expect("json");
+        assert_eq!(
+            parse(this.as_bytes()),
+            Found::Idle {
+                running: Some(true)
+            }
+        );
+        let other = r#"{"state":"idle","running":true,"boot":"another-boot"}"#;
+        assert_eq!(parse(other.as_bytes()), Found::Idle { running: None });
     }
 
     #[test]
