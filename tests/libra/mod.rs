@@ -618,14 +618,18 @@ impl Lab {
     /// Starts the Gearman client on one request in the background; its results appear in the
     /// returned file (see [`Lab::background_result`]).
     pub fn submit_background(&self, request: &Value, timeout: Duration) -> PathBuf {
+        self.submit_background_all(std::slice::from_ref(request), timeout)
+    }
+
+    /// Starts the Gearman client on `requests`, submitted one after another, in the
+    /// background; their results appear in the returned file together once the last has ended
+    /// (see [`Lab::background_results`]).
+    pub fn submit_background_all(&self, requests: &[Value], timeout: Duration) -> PathBuf {
         let name = self.unique("background");
         let payloads = self.ws.path(&format!("{name}.payloads.json"));
         let out = self.ws.path(&format!("{name}.out.json"));
-        fs::write(
-            &payloads,
-            serde_json::to_string(&[request.to_string()]).unwrap(),
-        )
-        .expect("write payloads");
+        let texts: Vec<String> = requests.iter().map(Value::to_string).collect();
+        fs::write(&payloads, serde_json::to_string(&texts).unwrap()).expect("write payloads");
         self.spawn_kept(
             &[
                 "gear_client.py",
@@ -645,9 +649,14 @@ impl Lab {
 
     /// The result of a background submission, once it has ended.
     pub fn background_result(&self, out: &Path) -> Option<JobEnd> {
+        self.background_results(out)?.into_iter().next()
+    }
+
+    /// The results of a background submission, once its last job has ended.
+    pub fn background_results(&self, out: &Path) -> Option<Vec<JobEnd>> {
         let text = fs::read_to_string(out).ok()?;
         let ends: Vec<Value> = serde_json::from_str(&text).ok()?;
-        ends.first().map(JobEnd::from_json)
+        Some(ends.iter().map(JobEnd::from_json).collect())
     }
 
     // -- backends and traffic -----------------------------------------------------------------
