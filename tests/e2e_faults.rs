@@ -534,7 +534,10 @@ fn a_full_disk_fails_the_update_and_keeps_the_old_haproxy_cfg() {
 
 /// bgpd.conf on a full file system when the VIP arrives: the announcement fails and is logged
 /// with the reason, the old bgpd.conf is intact, nothing else is left on the disk and nothing is
-/// announced; once there is space the core's next retry announces.
+/// announced; once there is space the core's next retry announces. When the VIP leaves on a
+/// full disk the withdrawal reaches bgpd all the same (a SLAVE must not keep drawing the VIP's
+/// traffic), the file keeps the last written one until space returns and a retry writes the
+/// withdrawn one; meanwhile MASTER again announces again.
 #[test]
 fn a_full_disk_fails_the_announcement_and_keeps_the_old_bgpd_conf() {
     const TEST: &str = "faults_fullbgp";
@@ -599,4 +602,56 @@ fn a_full_disk_fails_the_announcement_and_keeps_the_old_bgpd_conf() {
         lab.report()
     );
     assert_eq!(disk.files(), ["bgpd.conf", "bgpd.conf.loopback"]);
+    let announcing = fs::read(&conf).expect("bgpd.conf");
+
+    // A withdrawal reaches bgpd even on a full disk; its file follows once there is space.
+    disk.fill();
+    lab.del_vip();
+    lab.wait(
+        "SLAVE on a full disk: the router loses the VIP within 5 s",
+        WITHIN,
+        || !lab.router_has(PREFIX),
+    );
+    lab.wait("the withdrawal's unwritten file is logged", WITHIN, || {
+        lab.log().lines().any(|l| {
+            l.contains("bgp withdrawal told to bgpd although its file could not be written")
+                && l.contains("No space left on device")
+        })
+    });
+    assert_eq!(fs::read(&conf).ok().as_ref(), Some(&announcing));
+    assert_eq!(disk.files(), ["bgpd.conf", "bgpd.conf.loopback", "filler"]);
+    // bgpd no longer runs what the file says: MASTER again (disk still full) announces anew.
+    lab.add_vip();
+    lab.wait(
+        "MASTER again on the full disk: announced within 5 s",
+        WITHIN,
+        || lab.router_has(PREFIX),
+    );
+    lab.del_vip();
+    lab.wait("SLAVE again: withdrawn within 5 s", WITHIN, || {
+        !lab.router_has(PREFIX)
+    });
+    lab.wait("the withdrawal is retried", WITHIN, || {
+        lab.ws
+            .status_json()
+            .is_ok_and(|s| s["role"] == "SLAVE" && s["components"]["bgp_retry_in_s"].is_number())
+    });
+    let status = lab.ws.status_json().expect("status");
+    let retry_in = status["components"]["bgp_retry_in_s"]
+        .as_f64()
+        .unwrap_or(0.0);
+    disk.free();
+    let by_retry = Duration::from_secs_f64(retry_in) + Duration::from_secs(2);
+    lab.wait(
+        "the withdrawn file is written at the next retry",
+        by_retry,
+        || {
+            fs::read_to_string(&conf)
+                .is_ok_and(|t| t.contains("router bgp") && !t.contains(" network "))
+        },
+    );
+    lab.wait("and the prefix leaves the loopback", WITHIN, || {
+        !lab.on_loopback(PREFIX)
+    });
+    assert_eq!(disk.files(), ["bgpd.conf"]);
 }
