@@ -402,6 +402,45 @@ fn bgpd_killed_and_restarted_announces_again() {
     }
 }
 
+/// bgpd dead when the VIP arrives: the announcement fails and is retried on the back-off
+/// (2 s, then 4 s); bgpd started again (empty) between two retries is told at once, not at the
+/// next retry, and the router has the VIP within 5 s of bgpd's restart.
+#[test]
+fn bgpd_dead_when_the_vip_arrives_is_told_as_soon_as_it_is_back() {
+    let Some(mut lab) = BgpLab::start("faults_bgpddead", bgp::LabSpec::default()) else {
+        return;
+    };
+    lab.node_frr.kill("bgpd");
+    lab.add_vip();
+    lab.wait(
+        "the announcement fails twice (retry in 4 s)",
+        2 * WITHIN,
+        || lab.log().contains("bgp announcement failed failures=2"),
+    );
+    let restarted = Instant::now();
+    lab.node_frr.restart(&lab.node, "bgpd", Some(""));
+    lab.wait(
+        "the router has the VIP within 5 s of bgpd's restart",
+        WITHIN,
+        || lab.router_has(PREFIX),
+    );
+    timing("bgpd-dead-when-vip-arrived", restarted.elapsed());
+    let log = lab.log();
+    let gap = logged_gap(&log, "telling bgpd again", "bgp configuration applied")
+        .unwrap_or_else(|| panic!("keepserver told the new bgpd\n{}", lab.report()));
+    timing("bgpd-dead-noticed-to-applied", gap);
+    assert!(
+        gap < Duration::from_secs(2),
+        "told at once, not at the retry 4 s after the second failure ({gap:?})\n{}",
+        lab.report()
+    );
+    assert!(
+        !log.contains("failures=3"),
+        "no third failure\n{}",
+        lab.report()
+    );
+}
+
 /// zebra killed with SIGKILL and started again: within 5 s of its restart the router has the
 /// VIP, and keeps it while bgpd reconnects to the new zebra (FRR's client retries about 10 s
 /// after losing zebra); the BGP session is not reset, and keepserver noticed the new zebra (and
