@@ -1,6 +1,6 @@
 //! End-to-end test harness: guards for a network namespace with a veth pair, a workspace with a
-//! config and logging hook scripts, and the real `keepserver` daemon; each cleans up on Drop (by
-//! pid, and by namespace), also when the test panics.
+//! config and logging hook scripts, the real `keepserver` daemon, and a small tmpfs to fill;
+//! each cleans up on Drop (by pid, by namespace, by mount point), also when the test panics.
 #![allow(dead_code)] // every test file uses a different part of the harness
 
 use std::collections::BTreeMap;

@@ -1,8 +1,9 @@
 //! FRR for end-to-end tests: the prerequisite check (installing Debian's `frr` and
 //! `frr-pythontools` when missing) and [`Frr`], one zebra + bgpd instance in a network namespace
 //! with its own pathspace (`/var/run/frr/<pathspace>/`: vty sockets, zserv socket, pid files,
-//! configs, logs) and no TCP vty, killed and removed on Drop, also on panic. Used by the BGP lab
-//! (tests/bgp/) and the two-node keepalived lab (tests/keepalived/).
+//! configs, logs) and no TCP vty, killed and removed on Drop, also on panic; either daemon can
+//! be killed and started again on its own (the fault tests). Used by the BGP lab (tests/bgp/)
+//! and the two-node keepalived lab (tests/keepalived/).
 #![allow(dead_code)] // every test file uses a different part of the harness
 
 use std::fmt::Write as _;
