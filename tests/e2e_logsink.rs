@@ -5,95 +5,14 @@
 
 mod common;
 
-use std::fs::{self, File};
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::fs;
+use std::path::Path;
 
 use common::*;
 use nix::sys::signal::Signal;
 
 const VIP: &str = "192.0.2.10";
 const VIP_CIDR: &str = "192.0.2.10/24";
-
-/// Mount points are `<tmp>/keepserver-logsink-<pid>-XXXXXX`: the pid lets a later run sweep them.
-const MOUNT_PREFIX: &str = "keepserver-logsink-";
-
-/// A small tmpfs mounted on a temp dir of its own. Drop unmounts it and removes the dir.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        sweep_stale_mounts();
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{MOUNT_PREFIX}{}-", std::process::id()))
-            .tempdir()
-            .expect("create the mount point");
-        let out = run(
-            Command::new("mount")
-                .args([
-                    "-t",
-                    "tmpfs",
-                    "-o",
-                    &format!("size={size}"),
-                    "keepserver-e2e",
-                ])
-                .arg(dir.path()),
-            Duration::from_secs(10),
-        );
-        assert!(out.ok(), "cannot mount a tmpfs:\n{out}");
-        Tmpfs { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        unmount(self.dir.path());
-    }
-}
-
-/// Unmounts `dir`, lazily if something still holds it.
-fn unmount(dir: &Path) {
-    let timeout = Duration::from_secs(10);
-    if !run(Command::new("umount").arg(dir), timeout).ok() {
-        let _ = run(Command::new("umount").arg("-l").arg(dir), timeout);
-    }
-}
-
-/// Unmounts and removes the mount points of test processes killed before their guards ran.
-fn sweep_stale_mounts() {
-    let tmp = std::env::temp_dir();
-    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    for point in mounts.lines().filter_map(|line| line.split(' ').nth(1)) {
-        let point = Path::new(point);
-        let pid = point
-            .strip_prefix(&tmp)
-            .ok()
-            .and_then(|rest| rest.to_str()?.strip_prefix(MOUNT_PREFIX))
-            .and_then(|rest| rest.split('-').next()?.parse::<i32>().ok());
-        if let Some(pid) = pid
-            && pid != std::process::id() as i32
-            && !pid_alive(pid)
-        {
-            unmount(point);
-        }
-    }
-    remove_stale_dirs(&tmp, MOUNT_PREFIX);
-}
-
-/// Fills the file system of `path` by writing `path` until it is refused.
-fn fill(path: &Path) {
-    let mut filler = File::create(path).expect("create the filler");
-    while filler.write_all(&[0; 4096]).is_ok() {}
-    while filler.write_all(&[0]).is_ok() {}
-}
 
 /// A dictConfig logging section: INFO and up to `log` only, every line between `@@` and `##`.
 fn logging_section(log: &Path) -> String {
@@ -158,7 +77,7 @@ fn a_full_log_disk_is_reported_counted_and_recovered_from() {
     ws.wait_settled("SLAVE", false);
     assert_eq!(ws.status_json().unwrap()["log_lines_lost"], 0);
 
-    fill(&disk.path("filler"));
+    disk.fill();
     let failing = format!(
         "keepserver: log file {}: No space left on device (os error 28); log lines are being lost",
         log.display()
@@ -201,7 +120,7 @@ fn a_full_log_disk_is_reported_counted_and_recovered_from() {
     );
 
     let before = fs::metadata(&log).unwrap().len();
-    fs::remove_file(disk.path("filler")).unwrap();
+    disk.free();
     // The sink counts as writing again once it wrote for 3 s without a failure.
     let recovered = format!(
         "keepserver: log file {}: writing again after ",

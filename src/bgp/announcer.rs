@@ -10,13 +10,19 @@
 //! fails stops the sequence (a failed withdrawal keeps the addresses, since the route may still
 //! be announced); an unchanged rendering is neither rewritten nor reapplied.
 //!
+//! One exception to "file first": a withdrawal whose bgpd.conf cannot be written (a full disk)
+//! is told to bgpd all the same, since a node that keeps announcing draws traffic it no longer
+//! wants. The step still fails, so the core retries it and the file is written (and the
+//! addresses taken off the loopback) once there is space. An announcement that cannot be
+//! written is not told: it waits for its file like any other failure.
+//!
 //! [`FrrIdentity`] is how a restarted bgpd or zebra is noticed: their vty sockets, which each
 //! daemon creates anew when it starts.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use log::{error, info};
+use log::{error, info, warn};
 
 use super::apply::{Bgpd, Outcome};
 use super::error::BgpError;
@@ -168,7 +174,19 @@ async fn steps(
     prefixes: &[Prefix],
 ) -> Result<Outcome, BgpError> {
     loopback.ensure(prefixes).await?;
-    let outcome = bgpd.apply(&render(bgp, prefixes)).await?;
+    let text = render(bgp, prefixes);
+    let outcome = match bgpd.apply(&text).await {
+        Err(e @ BgpError::Io { .. }) if prefixes.is_empty() => {
+            if bgpd.tell_unwritten(&text).await? {
+                warn!(
+                    "bgp withdrawal told to bgpd although its file could not be written; the \
+                     file follows once it can be error=\"{e}\""
+                );
+            }
+            return Err(e);
+        }
+        other => other?,
+    };
     loopback.release(prefixes).await?;
     Ok(outcome)
 }

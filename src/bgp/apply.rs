@@ -97,7 +97,7 @@ impl Bgpd {
         if self.in_force.is_none() && self.on_disk().await.as_deref() == Some(text) {
             // keepserver's own file, from before a restart or a re-read: bgpd is told what
             // differs, if anything, and nothing is rewritten.
-            let sent = self.tell(&self.config, text, None).await?;
+            let sent = self.tell(self.method, &self.config, text, None).await?;
             self.in_force = Some(text.to_string());
             if !sent {
                 debug!(
@@ -144,7 +144,7 @@ impl Bgpd {
                     .replace(tmp.to_string_lossy().as_ref(), &saved.to_string_lossy()),
             });
         }
-        match self.tell(&tmp, text, Some(&saved)).await {
+        match self.tell(self.method, &tmp, text, Some(&saved)).await {
             Ok(_) => Ok(files::rename(&tmp, &self.config).await?),
             Err(e @ BgpError::NotApplied { .. }) => {
                 files::rename(&tmp, &saved).await?;
@@ -153,6 +153,18 @@ impl Bgpd {
             // bgpd could not be asked: nothing is wrong with the file.
             Err(e) => Err(discard(&tmp, e).await),
         }
+    }
+
+    /// Tells bgpd `text` without putting it in a file, for when the file cannot be written (a
+    /// full disk): the commands that make bgpd's running configuration the text's, sent with
+    /// vtysh whatever `bgp.apply` says (frr-reload reads a file). Nothing is checked or
+    /// written, and what was in force is forgotten (bgpd may no longer run it), so the next
+    /// apply reads bgpd's running configuration and writes the file. Returns whether anything
+    /// was sent.
+    pub async fn tell_unwritten(&mut self, text: &str) -> Result<bool, BgpError> {
+        self.in_force = None;
+        self.tell(ApplyMethod::Vtysh, &self.config, text, None)
+            .await
     }
 
     /// Forgets what bgpd was last told, so the next apply reads its running configuration and
@@ -170,7 +182,13 @@ impl Bgpd {
     /// Tells the running bgpd about `file` (whose content is `text`), if its running
     /// configuration differs: with vtysh, the commands that make it the file's; with
     /// frr-reload, the file. Returns whether anything was sent.
-    async fn tell(&self, file: &Path, text: &str, saved: Option<&Path>) -> Result<bool, BgpError> {
+    async fn tell(
+        &self,
+        method: ApplyMethod,
+        file: &Path,
+        text: &str,
+        saved: Option<&Path>,
+    ) -> Result<bool, BgpError> {
         let failed = |ran: Ran| BgpError::NotApplied {
             command: ran.command,
             status: ran.status,
@@ -189,7 +207,7 @@ impl Bgpd {
         if commands.is_empty() {
             return Ok(false);
         }
-        let sent = match self.method {
+        let sent = match method {
             ApplyMethod::Vtysh => {
                 debug!("bgp sending to bgpd commands=\"{}\"", commands.join("; "));
                 let mut args = vec!["-c", "configure terminal"];
@@ -356,6 +374,35 @@ mod tests {
         let err = b.apply("router bgp 1\n").await.expect_err("unreachable");
         assert!(matches!(&err, BgpError::Query { .. }), "{err}");
         assert!(err.to_string().contains("failed to connect"), "{err}");
+        for suffix in ["", ".tmp", "-failed"] {
+            assert!(!with_suffix(&b.config, suffix).exists(), "{suffix}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_text_told_without_its_file_is_sent_and_not_taken_as_in_force() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sent = dir.path().join("sent");
+        let mut b = with_fake_vtysh(
+            dir.path(),
+            &format!(
+                "if [ \"$4\" = 'show running-config' ]; then\n\
+                 printf 'router bgp 65001\\n neighbor 198.51.100.2 remote-as 65000\\n'\n\
+                 printf ' network 192.0.2.10/32\\nexit\\n'\n\
+                 exit 0\nfi\necho \"$@\" >> {}\n",
+                sent.display()
+            ),
+        );
+        b.method = ApplyMethod::FrrReload;
+        b.in_force = Some("announcing".to_string());
+        let withdrawn = "router bgp 65001\n neighbor 198.51.100.2 remote-as 65000\n!\n";
+        assert!(b.tell_unwritten(withdrawn).await.expect("told"));
+        assert_eq!(
+            fs::read_to_string(&sent).expect("sent"),
+            "-d bgpd -c configure terminal -c router bgp 65001 -c no network 192.0.2.10/32 -c exit\n",
+            "sent with vtysh even where bgp.apply is frr-reload"
+        );
+        assert_eq!(b.in_force, None, "the next apply asks bgpd again");
         for suffix in ["", ".tmp", "-failed"] {
             assert!(!with_suffix(&b.config, suffix).exists(), "{suffix}");
         }

@@ -6,6 +6,7 @@
 //! (`/var/run/frr/<pathspace>/`: vty sockets, zserv socket, pid files, configs, logs) and no TCP
 //! vty (see tests/frr/). Guards remove it all on Drop, also on panic: keepserver, every process in
 //! both namespaces, the namespaces, the pathspace directories and the workspace.
+#![allow(dead_code)] // every test file uses a different part of the harness
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

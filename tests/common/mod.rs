@@ -1,6 +1,6 @@
 //! End-to-end test harness: guards for a network namespace with a veth pair, a workspace with a
-//! config and logging hook scripts, and the real `keepserver` daemon; each cleans up on Drop (by
-//! pid, and by namespace), also when the test panics.
+//! config and logging hook scripts, the real `keepserver` daemon, and a small tmpfs to fill;
+//! each cleans up on Drop (by pid, by namespace, by mount point), also when the test panics.
 #![allow(dead_code)] // every test file uses a different part of the harness
 
 use std::collections::BTreeMap;
@@ -1167,4 +1167,111 @@ pub fn describe_exit(status: &ExitStatus) -> String {
         (None, Some(sig)) => format!("signal {sig}"),
         _ => format!("{status:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small file system to fill
+
+/// Mount points are `<tmp>/keepserver-tmpfs-<pid>-XXXXXX`: the pid lets a later run sweep them.
+const MOUNT_PREFIX: &str = "keepserver-tmpfs-";
+
+/// A small tmpfs mounted on a temp dir of its own, for really full disks. Drop unmounts it
+/// (lazily if a process still holds it) and removes the dir.
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`256k`).
+    pub fn mount(size: &str) -> Tmpfs {
+        sweep_stale_mounts();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{MOUNT_PREFIX}{}-", std::process::id()))
+            .tempdir()
+            .expect("create the mount point");
+        let out = run(
+            Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size}"),
+                    "keepserver-e2e",
+                ])
+                .arg(dir.path()),
+            Duration::from_secs(10),
+        );
+        assert!(out.ok(), "cannot mount a tmpfs:\n{out}");
+        Tmpfs { dir }
+    }
+
+    /// A path on the file system.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Fills the file system by writing the file `filler` on it until it is refused.
+    pub fn fill(&self) {
+        fill(&self.path("filler"));
+    }
+
+    /// Removes the filler: there is space again.
+    pub fn free(&self) {
+        fs::remove_file(self.path("filler")).expect("remove the filler");
+    }
+
+    /// The names of the files on the file system, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.dir.path())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        unmount(self.dir.path());
+    }
+}
+
+/// Unmounts `dir`, lazily if something still holds it.
+fn unmount(dir: &Path) {
+    let timeout = Duration::from_secs(10);
+    if !run(Command::new("umount").arg(dir), timeout).ok() {
+        let _ = run(Command::new("umount").arg("-l").arg(dir), timeout);
+    }
+}
+
+/// Unmounts and removes the mount points of test processes killed before their guards ran.
+fn sweep_stale_mounts() {
+    let tmp = std::env::temp_dir();
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    for point in mounts.lines().filter_map(|line| line.split(' ').nth(1)) {
+        let point = Path::new(point);
+        let pid = point
+            .strip_prefix(&tmp)
+            .ok()
+            .and_then(|rest| rest.to_str()?.strip_prefix(MOUNT_PREFIX))
+            .and_then(|rest| rest.split('-').next()?.parse::<i32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id() as i32
+            && !pid_alive(pid)
+        {
+            unmount(point);
+        }
+    }
+    remove_stale_dirs(&tmp, MOUNT_PREFIX);
+}
+
+/// Fills the file system of `path` by writing `path` until it is refused.
+pub fn fill(path: &Path) {
+    let mut filler = File::create(path).expect("create the filler");
+    while std::io::Write::write_all(&mut filler, &[0; 4096]).is_ok() {}
+    while std::io::Write::write_all(&mut filler, &[0]).is_ok() {}
 }

@@ -1,8 +1,9 @@
 //! FRR for end-to-end tests: the prerequisite check (installing Debian's `frr` and
 //! `frr-pythontools` when missing) and [`Frr`], one zebra + bgpd instance in a network namespace
 //! with its own pathspace (`/var/run/frr/<pathspace>/`: vty sockets, zserv socket, pid files,
-//! configs, logs) and no TCP vty, killed and removed on Drop, also on panic. Used by the BGP lab
-//! (tests/bgp/) and the two-node keepalived lab (tests/keepalived/).
+//! configs, logs) and no TCP vty, killed and removed on Drop, also on panic; either daemon can
+//! be killed and started again on its own (the fault tests). Used by the BGP lab (tests/bgp/)
+//! and the two-node keepalived lab (tests/keepalived/).
 #![allow(dead_code)] // every test file uses a different part of the harness
 
 use std::fmt::Write as _;
@@ -89,8 +90,9 @@ pub struct Frr {
     /// `/var/run/frr/<pathspace>`: sockets, pid files, configs and logs.
     pub dir: PathBuf,
     ns: String,
-    /// zebra and bgpd (`ip netns exec` execs into them, so these are the daemons).
-    children: Vec<Child>,
+    /// zebra and bgpd by name, restarted ones after the killed ones (`ip netns exec` execs
+    /// into them, so these are the daemons).
+    children: Vec<(String, Child)>,
 }
 
 impl Frr {
@@ -117,37 +119,92 @@ impl Frr {
         );
         assert!(chown.ok(), "cannot hand the pathspace to frr:\n{chown}");
         for daemon in ["zebra", "bgpd"] {
-            let binary = format!("{FRR_DIR}/{daemon}");
-            let conf = frr.path(&format!("{daemon}.conf"));
-            let pid = frr.path(&format!("{daemon}.pid"));
-            let log = format!(
-                "file:{}",
-                frr.path(&format!("{daemon}-startup.log")).display()
-            );
-            let args = [
-                binary.as_str(),
-                "-N",
-                &frr.pathspace,
-                "-f",
-                &conf.display().to_string(),
-                "-i",
-                &pid.display().to_string(),
-                "-P",
-                "0",
-                "--log",
-                &log,
-            ];
-            let child = ns.spawn(&args, &frr.path(&format!("{daemon}.out")));
-            frr.children.push(child);
-            let socket = frr.path(&format!("{daemon}.vty"));
-            assert!(
-                wait_for(|| socket.exists(), Duration::from_secs(20)),
-                "{daemon} did not open {}:\n{}",
-                socket.display(),
-                frr.report()
-            );
+            frr.launch(ns, daemon);
         }
         frr
+    }
+
+    /// Starts `daemon` (`zebra` or `bgpd`) on its startup configuration in the pathspace and
+    /// waits until it has made its vty socket (a new one, not the one a killed predecessor left).
+    fn launch(&mut self, ns: &Netns, daemon: &str) {
+        let binary = format!("{FRR_DIR}/{daemon}");
+        let conf = self.path(&format!("{daemon}.conf"));
+        let pid = self.path(&format!("{daemon}.pid"));
+        let log = format!(
+            "file:{}",
+            self.path(&format!("{daemon}-startup.log")).display()
+        );
+        let args = [
+            binary.as_str(),
+            "-N",
+            &self.pathspace,
+            "-f",
+            &conf.display().to_string(),
+            "-i",
+            &pid.display().to_string(),
+            "-P",
+            "0",
+            "--log",
+            &log,
+        ];
+        let before = self.vty_identity(daemon);
+        let child = ns.spawn(&args, &self.path(&format!("{daemon}.out")));
+        self.children.push((daemon.to_string(), child));
+        let ready = wait_for(
+            || {
+                self.vty_identity(daemon)
+                    .is_some_and(|now| Some(now) != before)
+            },
+            Duration::from_secs(20),
+        );
+        assert!(
+            ready,
+            "{daemon} did not open a new {}:\n{}",
+            self.path(&format!("{daemon}.vty")).display(),
+            self.report()
+        );
+    }
+
+    /// The vty socket of `daemon`: inode and change time, `None` when there is none.
+    fn vty_identity(&self, daemon: &str) -> Option<(u64, i64, i64)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(self.path(&format!("{daemon}.vty"))).ok()?;
+        Some((m.ino(), m.ctime(), m.ctime_nsec()))
+    }
+
+    /// The pid of the running `daemon`.
+    pub fn pid(&self, daemon: &str) -> i32 {
+        self.children
+            .iter()
+            .rev()
+            .find(|(name, _)| name == daemon)
+            .map(|(_, child)| child.id() as i32)
+            .unwrap_or_else(|| panic!("{daemon} was never started"))
+    }
+
+    /// SIGKILLs `daemon` (`zebra` or `bgpd`) and waits until it is gone; its sockets and pid
+    /// file stay behind, as after a crash.
+    pub fn kill(&mut self, daemon: &str) {
+        let Some((_, child)) = self.children.iter_mut().rev().find(|(n, _)| n == daemon) else {
+            panic!("{daemon} was never started");
+        };
+        signal(child.id() as i32, nix::sys::signal::Signal::SIGKILL);
+        let _ = child.wait();
+    }
+
+    /// Starts `daemon` again in the same pathspace, with `conf` as its new startup
+    /// configuration (`None`: the one it had), and waits until it has made its vty socket.
+    pub fn restart(&mut self, ns: &Netns, daemon: &str, conf: Option<&str>) {
+        if let Some(text) = conf {
+            let name = format!("{daemon}.conf");
+            self.write(&name, text);
+            let chown = run(
+                Command::new("chown").arg("frr:frr").arg(self.path(&name)),
+                COMMAND_TIMEOUT,
+            );
+            assert!(chown.ok(), "cannot hand {name} to frr:\n{chown}");
+        }
+        self.launch(ns, daemon);
     }
 
     /// A file in the pathspace directory.
@@ -256,7 +313,7 @@ impl Frr {
 
 impl Drop for Frr {
     fn drop(&mut self) {
-        for child in self.children.iter_mut().rev() {
+        for (_, child) in self.children.iter_mut().rev() {
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -4,6 +4,7 @@
 //! tests/libra/gear_client.py). Everything runs inside the namespace on its 127.0.0.1, on ports
 //! chosen there at run time; the namespace guard kills every process in it on Drop (also on
 //! panic), and the workspace guard removes every file.
+#![allow(dead_code)] // every test file uses a different part of the harness
 
 use std::fmt::Write as _;
 use std::fs;
@@ -212,6 +213,8 @@ pub struct LabSpec {
     pub targets: Option<Vec<u16>>,
     /// Root logger at DEBUG instead of the default INFO.
     pub debug_log: bool,
+    /// `libra.haproxy.config` (default: haproxy.cfg in the workspace).
+    pub haproxy_config: Option<PathBuf>,
 }
 
 impl Default for LabSpec {
@@ -222,6 +225,7 @@ impl Default for LabSpec {
             extra_servers: Vec::new(),
             targets: None,
             debug_log: false,
+            haproxy_config: None,
         }
     }
 }
@@ -249,6 +253,8 @@ impl Drop for Reaper {
 /// and the namespace itself, then the files.
 pub struct Lab {
     daemon: Option<Daemon>,
+    /// keepservers killed by [`Lab::restart_keepserver`] (dropping a guard clears the namespace).
+    killed: Vec<Daemon>,
     gearmands: Vec<Gearmand>,
     /// The namespace everything runs in.
     pub ns: Netns,
@@ -257,6 +263,8 @@ pub struct Lab {
     pub ws: Workspace,
     spare_ports: Vec<u16>,
     seq: AtomicUsize,
+    /// The haproxy.cfg keepserver owns.
+    haproxy_config: PathBuf,
 }
 
 impl Lab {
@@ -279,19 +287,25 @@ impl Lab {
         }
         let ns = Netns::new(test)?;
         let ws = Workspace::new(&ConfigSpec::new(VIP));
+        let haproxy_config = ws.path("haproxy.cfg");
         let mut lab = Lab {
             daemon: None,
+            killed: Vec::new(),
             gearmands: Vec::new(),
             ns,
             helpers: Reaper(Mutex::new(Vec::new())),
             ws,
             spare_ports: Vec::new(),
             seq: AtomicUsize::new(0),
+            haproxy_config,
         };
         lab.spare_ports = lab.free_ports(8);
         let port = lab.port();
         lab.start_gearmand(port);
         prepare(&mut lab, &mut spec);
+        if let Some(config) = &spec.haproxy_config {
+            lab.haproxy_config = config.clone();
+        }
         lab.write_config(&spec);
         if spec.master {
             lab.ns.add_addr(VIP_CIDR);
@@ -468,7 +482,8 @@ impl Lab {
         let _ = writeln!(y, "  queue: {}", q(QUEUE));
         let _ = writeln!(y, "  concurrency: 2");
         let _ = writeln!(y, "  haproxy:");
-        let _ = writeln!(y, "    config: {}", q(&format!("{ws}/haproxy.cfg")));
+        let config = self.haproxy_config.display().to_string();
+        let _ = writeln!(y, "    config: {}", q(&config));
         let _ = writeln!(y, "    binary: {}", q(&haproxy_binary()));
         let _ = writeln!(y, "    bind: '127.0.0.1'");
         let _ = writeln!(y, "    runtime-dir: {}", q(&format!("{ws}/run")));
@@ -493,6 +508,19 @@ impl Lab {
     /// keepserver's process.
     pub fn daemon(&mut self) -> &mut Daemon {
         self.daemon.as_mut().expect("keepserver was started")
+    }
+
+    /// SIGKILLs keepserver and starts a new one, which answers `status` when this returns.
+    pub fn restart_keepserver(&mut self) {
+        let mut old = self.daemon.take().expect("keepserver was started");
+        old.signal(Signal::SIGKILL);
+        assert!(
+            old.wait_exit(DEADLINE).is_some(),
+            "keepserver survived SIGKILL\n{}",
+            self.report()
+        );
+        self.killed.push(old);
+        self.daemon = Some(Daemon::start(&self.ns, &self.ws));
     }
 
     /// Waits until `status --json` says `role`.
@@ -590,14 +618,18 @@ impl Lab {
     /// Starts the Gearman client on one request in the background; its results appear in the
     /// returned file (see [`Lab::background_result`]).
     pub fn submit_background(&self, request: &Value, timeout: Duration) -> PathBuf {
+        self.submit_background_all(std::slice::from_ref(request), timeout)
+    }
+
+    /// Starts the Gearman client on `requests`, submitted one after another, in the
+    /// background; their results appear in the returned file together once the last has ended
+    /// (see [`Lab::background_results`]).
+    pub fn submit_background_all(&self, requests: &[Value], timeout: Duration) -> PathBuf {
         let name = self.unique("background");
         let payloads = self.ws.path(&format!("{name}.payloads.json"));
         let out = self.ws.path(&format!("{name}.out.json"));
-        fs::write(
-            &payloads,
-            serde_json::to_string(&[request.to_string()]).unwrap(),
-        )
-        .expect("write payloads");
+        let texts: Vec<String> = requests.iter().map(Value::to_string).collect();
+        fs::write(&payloads, serde_json::to_string(&texts).unwrap()).expect("write payloads");
         self.spawn_kept(
             &[
                 "gear_client.py",
@@ -617,9 +649,14 @@ impl Lab {
 
     /// The result of a background submission, once it has ended.
     pub fn background_result(&self, out: &Path) -> Option<JobEnd> {
+        self.background_results(out)?.into_iter().next()
+    }
+
+    /// The results of a background submission, once its last job has ended.
+    pub fn background_results(&self, out: &Path) -> Option<Vec<JobEnd>> {
         let text = fs::read_to_string(out).ok()?;
         let ends: Vec<Value> = serde_json::from_str(&text).ok()?;
-        ends.first().map(JobEnd::from_json)
+        Some(ends.iter().map(JobEnd::from_json).collect())
     }
 
     // -- backends and traffic -----------------------------------------------------------------
@@ -687,29 +724,36 @@ impl Lab {
     /// The backend names that answered `count` GETs; panics (with the lab report) if any
     /// request failed.
     pub fn backends_seen(&self, port: u16, count: usize) -> Vec<String> {
+        self.backends_answering(port, count)
+            .unwrap_or_else(|failed| {
+                panic!(
+                    "GET http://127.0.0.1:{port}/ failed: {failed}\n{}",
+                    self.report()
+                )
+            })
+    }
+
+    /// The backend names, sorted, that answered `count` GETs, or what went wrong when any
+    /// request failed.
+    pub fn backends_answering(&self, port: u16, count: usize) -> Result<Vec<String>, String> {
         let results = self.get(port, count);
         let mut names: Vec<String> = Vec::new();
         for r in &results {
-            match r {
-                Ok(body) => {
-                    let name = body
-                        .split_whitespace()
-                        .next()
-                        .and_then(|w| w.strip_prefix("backend="))
-                        .unwrap_or(body)
-                        .to_string();
-                    if !names.contains(&name) {
-                        names.push(name);
-                    }
-                }
-                Err(e) => panic!(
-                    "GET http://127.0.0.1:{port}/ failed: {e} (all results: {results:?})\n{}",
-                    self.report()
-                ),
+            let body = r
+                .as_ref()
+                .map_err(|e| format!("{e} (all results: {results:?})"))?;
+            let name = body
+                .split_whitespace()
+                .next()
+                .and_then(|w| w.strip_prefix("backend="))
+                .unwrap_or(body)
+                .to_string();
+            if !names.contains(&name) {
+                names.push(name);
             }
         }
         names.sort();
-        names
+        Ok(names)
     }
 
     /// True when a connection to 127.0.0.1:PORT is refused.
@@ -780,7 +824,7 @@ impl Lab {
 
     /// The haproxy.cfg keepserver owns.
     pub fn haproxy_cfg(&self) -> PathBuf {
-        self.ws.path("haproxy.cfg")
+        self.haproxy_config.clone()
     }
 
     /// Its bytes, `None` when it does not exist.
@@ -801,6 +845,11 @@ impl Lab {
             .collect()
     }
 
+    /// The HAProxy master named by its pidfile in the runtime directory, while it is alive.
+    pub fn haproxy_master(&self) -> Option<i32> {
+        read_pid(&self.ws.path("run/haproxy.pid")).filter(|pid| pid_alive(*pid))
+    }
+
     // -- waiting and reporting ----------------------------------------------------------------
 
     /// Polls `cond` until `deadline`; panics with `what` and the lab report.
@@ -811,9 +860,10 @@ impl Lab {
     /// Everything useful to understand a failure.
     pub fn report(&self) -> String {
         let mut r = self.ws.report();
-        let cfg = self.ws.read("haproxy.cfg");
+        let cfg = fs::read_to_string(self.haproxy_cfg()).unwrap_or_default();
         let _ = writeln!(r, "=== haproxy.cfg ===\n{cfg}");
-        let failed = self.ws.read("haproxy.cfg-failed");
+        let failed = fs::read_to_string(format!("{}-failed", self.haproxy_cfg().display()))
+            .unwrap_or_default();
         if !failed.is_empty() {
             let _ = writeln!(r, "=== haproxy.cfg-failed ===\n{failed}");
         }
