@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod haproxy;
 pub mod hooks;
 pub mod ifname;
 pub mod keepalived;

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use keepserver::libra::haproxy::driver::{Haproxy, HaproxyError, HaproxySettings};
-use keepserver::libra::haproxy::model::{
+use keepserver::haproxy::driver::{Haproxy, HaproxyError, HaproxySettings};
+use keepserver::haproxy::model::{
     Algorithm, Condition, HttpPath, LoadBalancer, Monitor, MonitorKind, Node, Protocol, Site,
 };
-use keepserver::libra::haproxy::render::{RuntimePaths, render};
-use keepserver::libra::haproxy::stats;
+use keepserver::haproxy::render::{RuntimePaths, render};
+use keepserver::haproxy::stats;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

@@ -10,8 +10,8 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use md5::{Digest, Md5};
 
-use super::haproxy::model::Protocol;
 use super::message::{Archive, ArchiveLb};
+use crate::haproxy::model::Protocol;
 
 /// Why an upload failed, for `hpcs_error`.
 #[derive(Debug, thiserror::Error)]

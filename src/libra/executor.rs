@@ -13,12 +13,12 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::diagnostics;
-use super::haproxy::driver::{Haproxy, HaproxySettings};
-use super::haproxy::model::{Protocol, Site};
-use super::haproxy::stats;
 use super::message::{self, Action, Job};
 use super::{archive, release};
 use crate::config::{Endpoint, Libra};
+use crate::haproxy::driver::{Haproxy, HaproxySettings};
+use crate::haproxy::model::{Protocol, Site};
+use crate::haproxy::stats;
 
 /// Reply fields of a job.
 type Fields = Vec<(&'static str, Value)>;
@@ -158,7 +158,7 @@ impl Executor {
 
     async fn change(
         &self,
-        op: impl Future<Output = Result<(), super::haproxy::driver::HaproxyError>>,
+        op: impl Future<Output = Result<(), crate::haproxy::driver::HaproxyError>>,
     ) -> Result<Fields, String> {
         let _changing = self.changes.lock().await;
         op.await.map_err(|e| e.to_string())?;

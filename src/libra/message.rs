@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use super::haproxy::model::{
+use crate::haproxy::model::{
     Algorithm, Condition, Host, HttpPath, LoadBalancer, Monitor, MonitorKind, Node, Protocol,
 };
 

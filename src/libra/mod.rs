@@ -6,7 +6,6 @@ pub mod archive;
 pub mod diagnostics;
 pub mod executor;
 pub mod gearman_worker;
-pub mod haproxy;
 pub mod message;
 pub mod release;
 pub mod worker;

@@ -1,6 +1,7 @@
-//! The HAProxy part of the Libra worker: the validated load-balancer model ([`model`]), the
+//! The HAProxy instance keepserver owns, for every front door that configures it (the Libra
+//! worker's jobs, and the admin API): the validated load-balancer model ([`model`]), the
 //! haproxy.cfg it renders to ([`render`]), the driver that checks, installs, reloads, starts and
-//! stops the HAProxy instance keepserver owns ([`driver`]), and its statistics ([`stats`]).
+//! stops it ([`driver`]), and its statistics ([`stats`]).
 //!
 //! HAProxy 2.6 runs in master-worker mode as a daemon; keepserver talks to it through the master
 //! CLI socket and the admin stats socket directly, and signals only the master.

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::*;
-use crate::libra::haproxy::model::node_for_tests as node;
+use crate::haproxy::model::node_for_tests as node;
 
 fn lb(protocol: Protocol, port: u16, nodes: Vec<Node>) -> LoadBalancer {
     LoadBalancer {

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::*;
-use crate::libra::haproxy::model::HttpPath;
-use crate::libra::haproxy::model::node_for_tests as node;
+use crate::haproxy::model::HttpPath;
+use crate::haproxy::model::node_for_tests as node;
 
 fn paths() -> RuntimePaths {
     RuntimePaths {
