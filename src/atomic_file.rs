@@ -49,14 +49,13 @@ pub async fn rename(from: &Path, to: &Path) -> Result<(), FileError> {
 /// Replaces `path` with `text`: written beside it as `<path>.tmp`, then renamed over it.
 pub async fn replace(path: &Path, text: &str) -> Result<(), FileError> {
     let (path, text) = (path.to_path_buf(), text.to_string());
-    blocking(move || {
-        let tmp = with_suffix(&path, ".tmp");
-        write_synced(&tmp, &text)?;
-        rename_synced(&tmp, &path).inspect_err(|_| {
-            let _ = fs::remove_file(&tmp);
-        })
-    })
-    .await
+    blocking(move || replace_synced(&path, &text, None)).await
+}
+
+/// [`replace`], the new file with permission bits `mode` (a script to run).
+pub async fn replace_with_mode(path: &Path, text: &str, mode: u32) -> Result<(), FileError> {
+    let (path, text) = (path.to_path_buf(), text.to_string());
+    blocking(move || replace_synced(&path, &text, Some(mode))).await
 }
 
 /// The contents of `path`, or `None` if there is no such file.
@@ -109,6 +108,21 @@ fn write_synced(path: &Path, text: &str) -> Result<(), FileError> {
         let _ = fs::remove_file(path);
         failed(format!("write {}", path.display()))(e)
     })
+}
+
+fn replace_synced(path: &Path, text: &str, mode: Option<u32>) -> Result<(), FileError> {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = with_suffix(path, ".tmp");
+    write_synced(&tmp, text)?;
+    let chmod = |mode| {
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
+            .map_err(failed(format!("set the mode of {}", tmp.display())))
+    };
+    mode.map_or(Ok(()), chmod)
+        .and_then(|()| rename_synced(&tmp, path))
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
 }
 
 fn rename_synced(from: &Path, to: &Path) -> Result<(), FileError> {

@@ -13,11 +13,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use keepserver::haproxy::driver::{Haproxy, HaproxyError, HaproxySettings};
-use keepserver::haproxy::model::{
-    Algorithm, Condition, HttpPath, LoadBalancer, Monitor, MonitorKind, Node, Protocol, Site,
-};
+use keepserver::haproxy::model::{Balancer, HttpPath};
 use keepserver::haproxy::render::{RuntimePaths, render};
 use keepserver::haproxy::stats;
+use keepserver::libra::site::{
+    Algorithm, Condition, LoadBalancer, Monitor, MonitorKind, Node, Protocol, Site,
+};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -343,8 +344,8 @@ fn tcp_lb(port: u16, nodes: Vec<Node>) -> LoadBalancer {
     }
 }
 
-fn site(lbs: Vec<LoadBalancer>) -> Site {
-    Site::new(LOCALHOST, lbs).expect("valid site")
+fn site(lbs: Vec<LoadBalancer>) -> Balancer {
+    Site::new(LOCALHOST, lbs).expect("valid site").balancer()
 }
 
 fn names(seen: &BTreeMap<String, usize>) -> Vec<&str> {
@@ -363,6 +364,7 @@ fn every_rendered_shape_passes_haproxy_check() {
     let paths = RuntimePaths {
         stats_socket: dir.path().join("o'dd #dir/haproxy.sock"),
         pidfile: dir.path().join("$HOME.pid"),
+        ping_script: dir.path().join("ping"),
     };
     let http_monitor = Monitor {
         kind: MonitorKind::Http,
@@ -402,7 +404,7 @@ fn every_rendered_shape_passes_haproxy_check() {
         Site::new("0.0.0.0".parse().expect("ip"), vec![hosts]),
     ];
     for (i, site) in sites.into_iter().enumerate() {
-        let text = render(&site.expect("valid site"), &paths);
+        let text = render(&site.expect("valid site").balancer(), &paths);
         let file = dir.path().join(format!("shape-{i}.cfg"));
         std::fs::write(&file, &text).expect("write");
         let output = std::process::Command::new("haproxy")
@@ -733,8 +735,11 @@ async fn stats_report_each_node_and_fail_when_haproxy_does_not_run() {
     assert_eq!(nodes[0].current_sessions, 0);
     assert_eq!(nodes[1].total_sessions, 0);
     let out = stats::frontend_bytes_out(&socket).await.expect("bytes out");
-    assert_eq!(out.keys().copied().collect::<Vec<_>>(), [Protocol::Http]);
-    assert!(out[&Protocol::Http] >= nodes[0].bytes_out, "{out:?}");
+    assert_eq!(
+        out.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["http-in"]
+    );
+    assert!(out["http-in"] >= nodes[0].bytes_out, "{out:?}");
 
     f.haproxy.stop().await.expect("stop");
     let error = stats::node_stats(&socket).await.expect_err("not running");

@@ -27,9 +27,9 @@ use tokio::sync::{Mutex, watch};
 pub use super::error::HaproxyError;
 use super::error::summarize_output;
 use super::master::{self, ProcTable};
-use super::model::Site;
+use super::model::Balancer;
 use super::process;
-use super::render::{RuntimePaths, render};
+use super::render::{PING_SCRIPT, RuntimePaths, render};
 use crate::atomic_file::{self as files, with_suffix};
 use crate::supervisor::Target;
 use crate::tool::{self, ToolError};
@@ -52,6 +52,7 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 const PIDFILE: &str = "haproxy.pid";
 const STATS_SOCKET: &str = "haproxy.sock";
 const MASTER_SOCKET: &str = "haproxy-master.sock";
+const PING_CHECK: &str = "ping-check.sh";
 
 /// Where the owned HAProxy's files are; from keepserver's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +122,7 @@ impl Haproxy {
         RuntimePaths {
             stats_socket: self.settings.runtime_dir.join(STATS_SOCKET),
             pidfile: self.settings.runtime_dir.join(PIDFILE),
+            ping_script: self.settings.runtime_dir.join(PING_CHECK),
         }
     }
 
@@ -152,7 +154,7 @@ impl Haproxy {
         }
     }
 
-    /// UPDATE: render `site`, write it to `<config>.tmp`, check it with `haproxy -c`, then move it
+    /// UPDATE: render `balancer`, write it to `<config>.tmp`, check it with `haproxy -c`, then move it
     /// over the configuration and reload HAProxy without dropping connections (or start it if
     /// it does not run). Returns once a worker with the new configuration serves.
     ///
@@ -160,11 +162,15 @@ impl Haproxy {
     /// ([`HaproxyError::ConfigRejected`], with HAProxy's messages). One that passes `-c` but cannot
     /// be put in service (a port it cannot bind, ...) is saved there too and the previous file is
     /// put back ([`HaproxyError::NotApplied`]).
-    pub async fn apply(&self, site: &Site) -> Result<(), HaproxyError> {
+    pub async fn apply(&self, balancer: &Balancer) -> Result<(), HaproxyError> {
         let _operation = self.operation.lock().await;
         let began = Instant::now();
-        let text = render(site, &self.paths());
+        let paths = self.paths();
+        let text = render(balancer, &paths);
         self.ensure_dirs().await?;
+        if balancer.pings() {
+            files::replace_with_mode(&paths.ping_script, PING_SCRIPT, 0o755).await?;
+        }
         let running = self.running_master().await?;
         let previous = files::read_optional(&self.settings.config).await?;
         self.install(&text).await?;

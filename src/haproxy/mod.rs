@@ -17,6 +17,6 @@ pub mod stats;
 
 pub use driver::{Haproxy, HaproxySettings};
 pub use error::HaproxyError;
-pub use model::{ModelError, Site};
+pub use model::{Balancer, ModelError};
 pub use render::{RuntimePaths, render};
 pub use stats::{NodeStat, frontend_bytes_out, node_stats};

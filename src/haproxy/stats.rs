@@ -9,8 +9,6 @@ use serde::Serialize;
 
 use super::cli;
 use super::error::HaproxyError;
-use super::model::Protocol;
-use super::render::frontend_name;
 
 /// The command that dumps the statistics CSV.
 pub const SHOW_STAT: &str = "show stat";
@@ -18,9 +16,9 @@ pub const SHOW_STAT: &str = "show stat";
 /// One backend server (a node) as HAProxy reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeStat {
-    /// The backend (proxy) name: `http-servers` or `tcp-servers`.
+    /// The backend (proxy) name (Libra's: `http-servers` or `tcp-servers`).
     pub backend: String,
-    /// The server name: the node id, or `node-N`.
+    /// The server name (Libra's: the node id, or `node-N`).
     pub server: String,
     /// HAProxy's status: `UP`, `DOWN`, `MAINT`, `no check`, `UP 1/3` (going down), ...
     pub status: String,
@@ -41,11 +39,10 @@ pub async fn node_stats(socket: &Path) -> Result<Vec<NodeStat>, HaproxyError> {
     Ok(servers(show_stat(socket).await?))
 }
 
-/// Bytes sent to clients by each load balancer's frontend (`http-in`, `tcp-in`) of the HAProxy
-/// serving `socket`.
-pub async fn frontend_bytes_out(socket: &Path) -> Result<BTreeMap<Protocol, u64>, HaproxyError> {
+/// Bytes sent to clients by each frontend of the HAProxy serving `socket`, by frontend name.
+pub async fn frontend_bytes_out(socket: &Path) -> Result<BTreeMap<String, u64>, HaproxyError> {
     let rows = show_stat(socket).await?;
-    Ok(bytes_out_by_protocol(&rows))
+    Ok(bytes_out_by_frontend(&rows))
 }
 
 async fn show_stat(socket: &Path) -> Result<Vec<StatRow>, HaproxyError> {
@@ -76,15 +73,10 @@ fn servers(rows: Vec<StatRow>) -> Vec<NodeStat> {
         .collect()
 }
 
-fn bytes_out_by_protocol(rows: &[StatRow]) -> BTreeMap<Protocol, u64> {
-    [Protocol::Http, Protocol::Tcp]
-        .into_iter()
-        .filter_map(|protocol| {
-            let name = frontend_name(protocol);
-            rows.iter()
-                .find(|row| row.kind == RowKind::Frontend && row.proxy == name)
-                .map(|row| (protocol, row.bytes_out))
-        })
+fn bytes_out_by_frontend(rows: &[StatRow]) -> BTreeMap<String, u64> {
+    rows.iter()
+        .filter(|row| row.kind == RowKind::Frontend)
+        .map(|row| (row.proxy.clone(), row.bytes_out))
         .collect()
 }
 

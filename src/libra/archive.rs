@@ -11,7 +11,7 @@ use flate2::write::GzEncoder;
 use md5::{Digest, Md5};
 
 use super::message::{Archive, ArchiveLb};
-use crate::haproxy::model::Protocol;
+use super::site::Protocol;
 
 /// Why an upload failed, for `hpcs_error`.
 #[derive(Debug, thiserror::Error)]

@@ -14,10 +14,10 @@ use tokio::sync::Mutex;
 
 use super::diagnostics;
 use super::message::{self, Action, Job};
+use super::site::{Protocol, Site};
 use super::{archive, release};
 use crate::config::{Endpoint, Libra};
 use crate::haproxy::driver::{Haproxy, HaproxySettings};
-use crate::haproxy::model::{Protocol, Site};
 use crate::haproxy::stats;
 
 /// Reply fields of a job.
@@ -117,7 +117,10 @@ impl Executor {
             Action::Update(lbs) => {
                 let site = Site::new(self.bind, lbs).map_err(|e| e.to_string())?;
                 let _changing = self.changes.lock().await;
-                self.haproxy.apply(&site).await.map_err(|e| e.to_string())?;
+                self.haproxy
+                    .apply(&site.balancer())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok(Vec::new())
             }
             Action::Suspend => Ok(self.change(self.haproxy.suspend()).await?),
@@ -182,9 +185,13 @@ impl Executor {
             return Err("no load balancer: it was deleted or never created".to_string());
         }
         let socket = self.haproxy.paths().stats_socket;
-        let now_bytes = stats::frontend_bytes_out(&socket)
+        let by_frontend = stats::frontend_bytes_out(&socket)
             .await
             .map_err(|e| e.to_string())?;
+        let now_bytes: BTreeMap<Protocol, u64> = [Protocol::Http, Protocol::Tcp]
+            .into_iter()
+            .filter_map(|p| Some((p, *by_frontend.get(&p.frontend())?)))
+            .collect();
         let mut mark = self.changes.lock().await;
         let now = Utc::now();
         let lbs: Vec<Value> = now_bytes

@@ -8,9 +8,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::haproxy::model::{
-    Algorithm, Condition, Host, HttpPath, LoadBalancer, Monitor, MonitorKind, Node, Protocol,
-};
+use super::site::{Algorithm, Condition, LoadBalancer, Monitor, MonitorKind, Node, Protocol};
+use crate::haproxy::model::{Host, HttpPath};
 
 /// A parsed job: the request as received (for the echo) and what to do.
 #[derive(Debug, Clone, PartialEq)]

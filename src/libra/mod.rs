@@ -8,4 +8,5 @@ pub mod executor;
 pub mod gearman_worker;
 pub mod message;
 pub mod release;
+pub mod site;
 pub mod worker;

@@ -1,36 +1,11 @@
-//! Model validation tables: good and bad hosts, paths, node ids, ports, weights, monitors, and
-//! the one-load-balancer-per-protocol rule, with the exact error messages.
+//! Model validation tables: good and bad hosts, paths, names, table sizes, expiries, expected
+//! codes, and the rules a balancer's constructor enforces, with the exact error messages.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::*;
-use crate::haproxy::model::node_for_tests as node;
-
-fn lb(protocol: Protocol, port: u16, nodes: Vec<Node>) -> LoadBalancer {
-    LoadBalancer {
-        protocol,
-        port,
-        algorithm: Algorithm::RoundRobin,
-        nodes,
-        monitor: None,
-    }
-}
-
-fn monitor(kind: MonitorKind, delay_s: u32, timeout_s: u32, attempts: u32) -> Monitor {
-    Monitor {
-        kind,
-        delay_s,
-        timeout_s,
-        attempts,
-        path: None,
-    }
-}
 
 const ANY: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-
-fn site_error(lbs: Vec<LoadBalancer>) -> String {
-    Site::new(ANY, lbs).expect_err("invalid site").to_string()
-}
 
 #[test]
 fn good_hosts_parse_and_display_as_given() {
@@ -195,197 +170,219 @@ fn bad_paths_are_refused_with_the_reason() {
     );
 }
 
+fn name(value: &str) -> Name {
+    Name::new("test name", value).expect("valid name")
+}
+
 #[test]
-fn node_ids() {
+fn names_are_restricted_and_say_what_they_name() {
     for good in ["1", "web-1", "node_2.a", &"x".repeat(64)] {
-        validate_node_id(good).expect(good);
+        assert_eq!(name(good).as_str(), good);
     }
     let cases = [
-        ("", "node id `` is not valid: it is empty"),
+        ("pool id", "", "pool id `` is not valid: it is empty"),
         (
-            "web 1",
-            "node id `web 1` is not valid: a space at position 4 is not a letter, digit, `_`, \
+            "member id",
+            "a b",
+            "member id `a b` is not valid: a space at position 2 is not a letter, digit, `_`, \
              `.` or `-`",
         ),
         (
-            "a#b",
-            "node id `a#b` is not valid: `#` at position 2 is not a letter, digit, `_`, `.` or `-`",
+            "listener id",
+            "x\nfrontend evil",
+            "listener id `x\\nfrontend evil` is not valid: `\\n` at position 2 is not a letter, \
+             digit, `_`, `.` or `-`",
         ),
     ];
-    for (bad, message) in cases {
-        assert_eq!(validate_node_id(bad).expect_err(bad).to_string(), message);
+    for (what, bad, message) in cases {
+        assert_eq!(Name::new(what, bad).expect_err(bad).to_string(), message);
     }
-    let error = validate_node_id(&"x".repeat(65))
-        .expect_err("long id")
-        .to_string();
+    assert_eq!(
+        name("p1").prefixed("pool id", "backend-").expect("fits"),
+        name("backend-p1")
+    );
     assert!(
-        error.ends_with("it has 65 characters, more than 64"),
-        "{error}"
+        name(&"x".repeat(60))
+            .prefixed("pool id", "backend-")
+            .is_err()
     );
 }
 
 #[test]
-fn a_site_has_one_or_two_load_balancers_one_per_protocol_on_distinct_ports() {
-    let http = || lb(Protocol::Http, 80, vec![node("10.0.0.1", 80)]);
-    let tcp = |port| lb(Protocol::Tcp, port, vec![node("10.0.0.1", 22)]);
-    assert!(Site::new(ANY, vec![http()]).is_ok());
-    assert!(Site::new(ANY, vec![tcp(443)]).is_ok());
-    assert!(Site::new(ANY, vec![http(), tcp(443)]).is_ok());
-    assert_eq!(
-        site_error(vec![]),
-        "a device serves one or two load balancers (one HTTP, one TCP), got 0"
-    );
-    assert_eq!(
-        site_error(vec![http(), tcp(443), tcp(444)]),
-        "a device serves one or two load balancers (one HTTP, one TCP), got 3"
-    );
-    assert_eq!(
-        site_error(vec![tcp(443), tcp(444)]),
-        "two TCP load balancers: a device serves at most one HTTP and one TCP load balancer"
-    );
-    assert_eq!(
-        site_error(vec![http(), http()]),
-        "two HTTP load balancers: a device serves at most one HTTP and one TCP load balancer"
-    );
-    assert_eq!(
-        site_error(vec![tcp(80), http()]),
-        "the HTTP and TCP load balancers both use port 80"
-    );
+fn table_sizes_expiries_codes_and_methods() {
+    for good in ["200k", "1", "10m", "3g"] {
+        assert_eq!(TableSize::new(good).expect(good).as_str(), good);
+    }
+    for bad in ["", "0", "k", "20kk", "-1", "1 k", "12345678901"] {
+        assert!(TableSize::new(bad).is_err(), "{bad:?}");
+    }
+    for good in ["30m", "1d", "500ms", "10s", "2h"] {
+        assert_eq!(Expiry::new(good).expect(good).as_str(), good);
+    }
+    for bad in ["", "0s", "30", "1w", "m", "1d\n"] {
+        assert!(Expiry::new(bad).is_err(), "{bad:?}");
+    }
+    let codes = |s: &str| ExpectedCodes::parse(s).map(|c| c.codes().to_vec());
+    assert_eq!(codes("200"), Ok(vec![200]));
+    assert_eq!(codes("200,202, 204"), Ok(vec![200, 202, 204]));
+    assert_eq!(codes("200-203,201"), Ok(vec![200, 201, 202, 203]));
+    for bad in ["", "99", "600", "204-200", "2xx", "100-599", "200;202"] {
+        assert!(ExpectedCodes::parse(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!("get".parse::<HttpMethod>(), Ok(HttpMethod::Get));
+    assert_eq!("HEAD".parse::<HttpMethod>(), Ok(HttpMethod::Head));
+    assert!("CONNECT".parse::<HttpMethod>().is_err());
+}
+
+fn listener(id: &str, port: u16, pool: Option<&str>) -> Listener {
+    Listener {
+        name: name(id),
+        enabled: true,
+        mode: Mode::Http,
+        address: ANY,
+        port,
+        max_connections: None,
+        tls: None,
+        default_pool: pool.map(name),
+    }
+}
+
+fn member(id: &str, port: u16) -> Member {
+    Member {
+        name: name(id),
+        address: "192.0.2.10".parse().expect("host"),
+        port,
+        weight: 1,
+        enabled: true,
+        backup: false,
+    }
+}
+
+fn pool(id: &str, members: Vec<Member>) -> Pool {
+    Pool {
+        name: name(id),
+        enabled: true,
+        mode: Mode::Http,
+        balance: Balance::RoundRobin,
+        persistence: None,
+        monitor: None,
+        members,
+    }
+}
+
+fn balancer_error(listeners: Vec<Listener>, pools: Vec<Pool>, peers: Option<Peers>) -> String {
+    Balancer::new(listeners, pools, peers)
+        .expect_err("invalid")
+        .to_string()
 }
 
 #[test]
-fn load_balancers_are_kept_http_first() {
-    let site = Site::new(
-        ANY,
-        vec![
-            lb(Protocol::Tcp, 22, vec![node("10.0.0.1", 22)]),
-            lb(Protocol::Http, 80, vec![node("10.0.0.1", 80)]),
-        ],
+fn a_balancer_resolves_its_references_and_keeps_names_and_binds_apart() {
+    let ok = Balancer::new(
+        vec![listener("l1", 80, Some("p1")), listener("l2", 81, None)],
+        vec![pool("p1", vec![member("m1", 80), member("m2", 80)])],
+        None,
     )
     .expect("valid");
-    let protocols: Vec<Protocol> = site.load_balancers().iter().map(|l| l.protocol).collect();
-    assert_eq!(protocols, vec![Protocol::Http, Protocol::Tcp]);
-    assert_eq!(site.bind(), ANY);
-}
+    assert_eq!(ok.listeners().len(), 2);
+    assert!(!ok.pings());
 
-#[test]
-fn ports_nodes_and_weights_are_checked() {
-    assert_eq!(
-        site_error(vec![lb(Protocol::Http, 0, vec![node("10.0.0.1", 80)])]),
-        "HTTP load balancer: port 0 is not a valid port (1-65535)"
-    );
-    assert_eq!(
-        site_error(vec![lb(Protocol::Tcp, 22, vec![])]),
-        "TCP load balancer has no nodes"
-    );
-    assert_eq!(
-        site_error(vec![lb(
-            Protocol::Http,
-            80,
-            vec![node("10.0.0.1", 80), node("10.0.0.2", 0)]
-        )]),
-        "HTTP load balancer, node 2 (10.0.0.2:0): port 0 is not a valid port (1-65535)"
-    );
-    for (weight, ok) in [(0, false), (1, true), (256, true), (257, false)] {
-        let mut n = node("::1", 8080);
-        n.weight = weight;
-        let result = Site::new(ANY, vec![lb(Protocol::Tcp, 22, vec![n])]);
-        assert_eq!(result.is_ok(), ok, "weight {weight}");
-        if !ok {
-            assert_eq!(
-                result.expect_err("bad weight").to_string(),
-                format!(
-                    "TCP load balancer, node 1 (::1:8080): weight {weight} is out of range 1-256"
-                )
-            );
-        }
-    }
-}
-
-#[test]
-fn node_ids_are_checked_again_and_server_names_are_unique() {
-    let with_id = |id: &str, address: &str| Node {
-        id: Some(id.to_owned()),
-        ..node(address, 80)
-    };
-    let names = lb(
-        Protocol::Http,
-        80,
-        vec![with_id("web", "10.0.0.1"), node("10.0.0.2", 80)],
-    )
-    .server_names();
-    assert_eq!(names, vec!["web", "node-2"]);
-    assert_eq!(
-        site_error(vec![lb(
-            Protocol::Http,
-            80,
-            vec![with_id("a b", "10.0.0.1")]
-        )]),
-        "HTTP load balancer, node 1 (10.0.0.1:80): node id `a b` is not valid: a space at \
-         position 2 is not a letter, digit, `_`, `.` or `-`"
-    );
-    assert_eq!(
-        site_error(vec![lb(
-            Protocol::Http,
-            80,
-            vec![with_id("web", "10.0.0.1"), with_id("web", "10.0.0.2")]
-        )]),
-        "HTTP load balancer, node 2 (10.0.0.2:80): server name `web` is already used by \
-         another node (ids must be unique and must not be the `node-N` name of another node \
-         without an id)"
-    );
-    assert!(
-        site_error(vec![lb(
-            Protocol::Http,
-            80,
-            vec![node("10.0.0.1", 80), with_id("node-1", "10.0.0.2")]
-        )])
-        .contains("server name `node-1` is already used")
-    );
-}
-
-#[test]
-fn monitors_are_checked() {
-    let with = |m: Monitor| {
-        let mut l = lb(Protocol::Http, 80, vec![node("10.0.0.1", 80)]);
-        l.monitor = Some(m);
-        Site::new(ANY, vec![l]).map(|_| ())
-    };
-    assert!(with(monitor(MonitorKind::Connect, 1, 1, 1)).is_ok());
-    assert!(with(monitor(MonitorKind::Http, 3600, 3600, 10)).is_ok());
-    let cases = [
+    let cases: Vec<(Vec<Listener>, Vec<Pool>, &str)> = vec![
         (
-            monitor(MonitorKind::Connect, 0, 1, 1),
-            "delay 0s is out of range 1-3600s",
+            vec![listener("l1", 80, Some("nope"))],
+            vec![],
+            "listener `l1` refers to pool `nope`, which does not exist",
         ),
         (
-            monitor(MonitorKind::Connect, 3601, 1, 1),
-            "delay 3601s is out of range 1-3600s",
+            vec![listener("same", 80, None)],
+            vec![pool("same", vec![])],
+            "frontend or backend name `same` is used twice",
         ),
         (
-            monitor(MonitorKind::Connect, 1, 0, 1),
-            "timeout 0s is out of range 1-3600s",
+            vec![listener("l1", 80, None), listener("l2", 80, None)],
+            vec![],
+            "listeners `l1` and `l2` both bind port 80 on 0.0.0.0",
         ),
         (
-            monitor(MonitorKind::Connect, 1, 1, 0),
-            "attempts 0 is out of range 1-10",
+            vec![listener("l1", 0, None)],
+            vec![],
+            "listener `l1` port 0 is out of range 1-65535",
         ),
         (
-            monitor(MonitorKind::Connect, 1, 1, 11),
-            "attempts 11 is out of range 1-10",
+            vec![],
+            vec![pool("p1", vec![member("m1", 80), member("m1", 81)])],
+            "server name `p1/m1` is used twice",
         ),
         (
-            Monitor {
-                path: Some(HttpPath::new("/x").expect("path")),
-                ..monitor(MonitorKind::Connect, 1, 1, 1)
-            },
-            "a CONNECT monitor takes no path",
+            vec![],
+            vec![pool("p1", vec![member("m1", 0)])],
+            "pool `p1` member `m1` port 0 is out of range 1-65535",
         ),
     ];
-    for (m, reason) in cases {
-        assert_eq!(
-            with(m).expect_err(reason).to_string(),
-            format!("HTTP load balancer health monitor: {reason}")
-        );
+    for (listeners, pools, message) in cases {
+        assert_eq!(balancer_error(listeners, pools, None), message);
     }
+
+    let mut tcp_pool = pool("p1", vec![]);
+    tcp_pool.mode = Mode::Tcp;
+    assert_eq!(
+        balancer_error(
+            vec![listener("l1", 80, Some("p1"))],
+            vec![tcp_pool.clone()],
+            None
+        ),
+        "listener `l1` is HTTP but its pool `p1` is TCP: they must match"
+    );
+    tcp_pool.persistence = Some(Persistence::HttpCookie {
+        cookie: name("SRV"),
+    });
+    assert_eq!(
+        balancer_error(vec![], vec![tcp_pool], None),
+        "pool `p1` is TCP: cookie persistence needs HTTP"
+    );
+    let mut heavy = member("m1", 80);
+    heavy.weight = 257;
+    assert_eq!(
+        balancer_error(vec![], vec![pool("p1", vec![heavy])], None),
+        "pool `p1` member `m1` weight 257 is out of range 0-256"
+    );
+    let mut tls_tcp = listener("l1", 443, None);
+    tls_tcp.mode = Mode::Tcp;
+    tls_tcp.tls = Some(Tls {
+        certificates: vec!["/etc/certs/a.pem".into()],
+    });
+    assert_eq!(
+        balancer_error(vec![tls_tcp], vec![], None),
+        "listener `l1` terminates TLS, so it must be HTTP"
+    );
+}
+
+#[test]
+fn a_shared_stick_table_needs_peers_with_this_node_among_them() {
+    let mut sticky = pool("p1", vec![]);
+    sticky.persistence = Some(Persistence::SourceIp {
+        key: StickKey::Ipv4,
+        size: TableSize::new("200k").expect("size"),
+        expire: Expiry::new("1d").expect("expiry"),
+        peers: true,
+    });
+    assert_eq!(
+        balancer_error(vec![], vec![sticky.clone()], None),
+        "pool `p1` shares its stick table with peers, but there are none"
+    );
+    let peer = |n: &str, a: &str| Peer {
+        name: name(n),
+        address: a.parse().expect("ip"),
+        port: 1024,
+    };
+    let peers = |local: &str| Peers {
+        section: name("kinx_loadbalancer_peers"),
+        local: name(local),
+        peers: vec![peer("lb1", "198.51.100.11"), peer("lb2", "198.51.100.12")],
+    };
+    assert_eq!(
+        balancer_error(vec![], vec![sticky.clone()], Some(peers("lb3"))),
+        "the peers section refers to this node's peer `lb3`, which does not exist"
+    );
+    Balancer::new(vec![], vec![sticky], Some(peers("lb1"))).expect("valid");
 }

@@ -6,12 +6,16 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::haproxy::model::HttpPath;
-use crate::haproxy::model::node_for_tests as node;
+use crate::libra::site::node_for_tests as node;
+use crate::libra::site::{
+    Algorithm, Condition, LoadBalancer, Monitor, MonitorKind, Node, Protocol, Site,
+};
 
 fn paths() -> RuntimePaths {
     RuntimePaths {
         stats_socket: PathBuf::from("/run/keepserver/haproxy/haproxy.sock"),
         pidfile: PathBuf::from("/run/keepserver/haproxy/haproxy.pid"),
+        ping_script: PathBuf::from("/run/keepserver/haproxy/ping-check.sh"),
     }
 }
 
@@ -75,7 +79,10 @@ fn tcp_lb() -> LoadBalancer {
 
 fn rendered(bind: &str, lbs: Vec<LoadBalancer>) -> String {
     let bind: IpAddr = bind.parse().expect("bind address");
-    render(&Site::new(bind, lbs).expect("valid site"), &paths())
+    render(
+        &Site::new(bind, lbs).expect("valid site").balancer(),
+        &paths(),
+    )
 }
 
 #[test]
@@ -135,9 +142,12 @@ fn quotes_protect_paths_from_haproxy_syntax() {
     let odd = RuntimePaths {
         stats_socket: PathBuf::from("/run/o'dd dir/haproxy.sock"),
         pidfile: PathBuf::from("/run/#pid"),
+        ping_script: PathBuf::from("/run/ping"),
     };
     let text = render(
-        &Site::new("0.0.0.0".parse().expect("ip"), vec![http_lb()]).expect("valid"),
+        &Site::new("0.0.0.0".parse().expect("ip"), vec![http_lb()])
+            .expect("valid")
+            .balancer(),
         &odd,
     );
     assert!(text.contains(r"stats socket '/run/o'\''dd dir/haproxy.sock' mode 600"));
@@ -146,6 +156,6 @@ fn quotes_protect_paths_from_haproxy_syntax() {
 
 #[test]
 fn names_of_proxies() {
-    assert_eq!(frontend_name(Protocol::Http), "http-in");
-    assert_eq!(backend_name(Protocol::Tcp), "tcp-servers");
+    assert_eq!(Protocol::Http.frontend(), "http-in");
+    assert_eq!(Protocol::Tcp.backend(), "tcp-servers");
 }

@@ -50,17 +50,20 @@ fn servers_of_a_real_answer() {
 #[test]
 fn bytes_out_of_each_frontend() {
     let rows = parse_rows(SAMPLE).expect("parses");
+    let named = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+        pairs.iter().map(|(n, b)| (n.to_string(), *b)).collect()
+    };
     assert_eq!(
-        bytes_out_by_protocol(&rows),
-        BTreeMap::from([(Protocol::Http, 1569), (Protocol::Tcp, 524)])
+        bytes_out_by_frontend(&rows),
+        named(&[("http-in", 1569), ("tcp-in", 524)])
     );
     let http_only: Vec<StatRow> = rows
         .into_iter()
         .filter(|r| r.proxy.starts_with("http"))
         .collect();
     assert_eq!(
-        bytes_out_by_protocol(&http_only),
-        BTreeMap::from([(Protocol::Http, 1569)])
+        bytes_out_by_frontend(&http_only),
+        named(&[("http-in", 1569)])
     );
 }
 
