@@ -1,6 +1,7 @@
 //! keepserver: a high-availability role supervisor. It decides MASTER or SLAVE from whether the
 //! VIP is on the NIC, and makes this node's services follow that role through shell hooks.
 
+pub mod api;
 pub mod atomic_file;
 pub mod bgp;
 pub mod cli;

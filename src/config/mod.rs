@@ -6,6 +6,7 @@
 //! each value its line and column (`Spanned`), which lets us check every key and list every error,
 //! not just the first, and warn about unknown keys with their line.
 
+pub mod api;
 pub mod bgp;
 pub mod error;
 pub(crate) mod fields;
@@ -23,6 +24,7 @@ use serde_saphyr::Spanned;
 pub use error::{ConfigError, KeyPositions, KeyProblem, Position};
 use fields::{RawSection, SectionReader, boolean, cycles, position_of, seconds, text};
 
+pub use api::Api;
 pub use bgp::Bgp;
 pub use libra::{Endpoint, Libra, LibraHaproxy};
 
@@ -87,6 +89,8 @@ pub struct Config {
     pub keepalived_fifo: Option<PathBuf>,
     /// The `bgp` section: the BGP announcer, `None` unless enabled.
     pub bgp: Option<Bgp>,
+    /// The `api` section: the admin API, `None` when absent.
+    pub api: Option<Api>,
     /// The `logging` section as written, for the logging module to translate.
     pub logging: Option<Value>,
     /// Where each key was found in [`Config::file`].
@@ -122,6 +126,7 @@ struct RawDoc {
     keepstart: Option<Spanned<RawSection>>,
     libra: Option<Spanned<RawSection>>,
     bgp: Option<Spanned<RawSection>>,
+    api: Option<Spanned<RawSection>>,
     logging: Option<Value>,
     #[serde(flatten)]
     other: BTreeMap<String, Value>,
@@ -132,6 +137,15 @@ struct RawDoc {
 struct NestedDoc {
     #[serde(default)]
     libra: Option<LibraNested>,
+    #[serde(default)]
+    api: Option<ApiNested>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ApiNested {
+    auth: Option<Spanned<RawSection>>,
+    tls: Option<Spanned<RawSection>>,
+    haproxy: Option<Spanned<RawSection>>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -189,6 +203,26 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
     let mut b = SectionReader::new(file, "bgp", bgp_at, bgp_keys, &mut problems);
     let bgp = bgp::read_bgp(&mut b, &application.workspace, keepstart.as_ref());
     warnings.extend(b.unknown_keys());
+    let api = read_api_sections(
+        text,
+        file,
+        doc.api,
+        &application,
+        &mut positions,
+        &mut problems,
+        &mut warnings,
+    );
+    if api.is_some() && libra.enabled {
+        problems.push(
+            positions.problem(
+                file,
+                "libra.enabled",
+                "the admin API (`api`) and the Libra worker would both own haproxy.cfg: enable \
+             one of them"
+                    .to_string(),
+            ),
+        );
+    }
     match keepstart {
         Some(keepstart) if problems.is_empty() => Ok(Loaded {
             config: Config {
@@ -198,6 +232,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
                 libra,
                 keepalived_fifo,
                 bgp,
+                api,
                 logging: doc.logging.filter(|v| !v.is_null()),
                 positions,
             },
@@ -257,6 +292,54 @@ fn read_libra_sections(
     problems.extend(d_problems);
     problems.extend(a_problems);
     libra
+}
+
+/// Reads `api` and its sub-sections `auth`, `tls` and `haproxy`; `None` when `api` is absent.
+fn read_api_sections(
+    text: &str,
+    file: &Path,
+    top: Option<Spanned<RawSection>>,
+    application: &Application,
+    positions: &mut KeyPositions,
+    problems: &mut Vec<KeyProblem>,
+    warnings: &mut Vec<KeyProblem>,
+) -> Option<Api> {
+    let present = top.is_some();
+    let nested = if present {
+        serde_saphyr::from_str::<NestedDoc>(text)
+            .ok()
+            .and_then(|d| d.api)
+            .unwrap_or_default()
+    } else {
+        ApiNested::default()
+    };
+    let (at, keys) = split(top, "api", positions);
+    let (u_at, u_keys) = split(nested.auth, "api.auth", positions);
+    let (t_at, t_keys) = split(nested.tls, "api.tls", positions);
+    let (h_at, h_keys) = split(nested.haproxy, "api.haproxy", positions);
+    let mut sub_problems = Vec::new();
+    let mut auth = SectionReader::new(file, "api.auth", u_at, u_keys, &mut sub_problems);
+    let mut t_problems = Vec::new();
+    let mut tls = SectionReader::new(file, "api.tls", t_at, t_keys, &mut t_problems);
+    let mut h_problems = Vec::new();
+    let mut haproxy = SectionReader::new(file, "api.haproxy", h_at, h_keys, &mut h_problems);
+    let mut r = SectionReader::new(file, "api", at, keys, problems);
+    let api = api::read_api(
+        &mut r,
+        &mut auth,
+        &mut tls,
+        &mut haproxy,
+        &application.workspace,
+        present,
+    );
+    warnings.extend(r.unknown_keys());
+    warnings.extend(auth.unknown_keys());
+    warnings.extend(tls.unknown_keys());
+    warnings.extend(haproxy.unknown_keys());
+    problems.extend(sub_problems);
+    problems.extend(t_problems);
+    problems.extend(h_problems);
+    api
 }
 
 /// A section's position and keys, recording where each key's value is in `positions`.

@@ -134,6 +134,19 @@ impl fmt::Display for Name {
     }
 }
 
+impl serde::Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Name::new("name", &text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A node address: an IP address or a DNS hostname (letters, digits, `-` and `.`, labels of 1-63
 /// characters that neither start nor end with `-`, at most 253 characters, last label not all
 /// digits). Built with [`str::parse`] or from an [`IpAddr`].

@@ -1,0 +1,15 @@
+//! The KINX-compatible admin API: HAProxy's load balancers, listeners, pools, members, health
+//! monitors and peers configured object by object over HTTP, feeding the same HAProxy model,
+//! renderer and driver as the Libra worker (one model, two front doors).
+//!
+//! One job per module: [`fields`] reading request JSON field by field, [`objects`] the typed
+//! objects, [`store`] the objects together with their references and the model they make,
+//! [`error`] the refusals.
+
+pub mod error;
+pub mod fields;
+pub mod objects;
+pub mod store;
+
+pub use error::ApiError;
+pub use store::{Context, Kind, Store};
