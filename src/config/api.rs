@@ -60,6 +60,17 @@ pub struct ApiHaproxy {
     pub runtime_dir: PathBuf,
 }
 
+impl ApiHaproxy {
+    /// The HAProxy instance these settings describe.
+    pub fn instance(&self) -> crate::haproxy::HaproxySettings {
+        crate::haproxy::HaproxySettings {
+            binary: self.binary.clone(),
+            config: self.config.clone(),
+            runtime_dir: self.runtime_dir.clone(),
+        }
+    }
+}
+
 /// The `api` section, with defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Api {

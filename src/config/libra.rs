@@ -66,6 +66,17 @@ pub struct LibraHaproxy {
     pub follow_role: bool,
 }
 
+impl LibraHaproxy {
+    /// The HAProxy instance these settings describe.
+    pub fn instance(&self) -> crate::haproxy::HaproxySettings {
+        crate::haproxy::HaproxySettings {
+            binary: self.binary.clone(),
+            config: self.config.clone(),
+            runtime_dir: self.runtime_dir.clone(),
+        }
+    }
+}
+
 /// Reads the `libra` section's own keys; `nested` gives the readers of its sub-sections.
 pub fn read_libra(
     r: &mut SectionReader<'_>,

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -17,7 +18,7 @@ use super::message::{self, Action, Job};
 use super::site::{Protocol, Site};
 use super::{archive, release};
 use crate::config::{Endpoint, Libra};
-use crate::haproxy::driver::{Haproxy, HaproxySettings};
+use crate::haproxy::driver::Haproxy;
 use crate::haproxy::stats;
 
 /// Reply fields of a job.
@@ -48,7 +49,7 @@ struct MetricsMark {
 
 /// Runs jobs against this node's HAProxy.
 pub struct Executor {
-    haproxy: Haproxy,
+    haproxy: Arc<Haproxy>,
     bind: std::net::IpAddr,
     servers: Vec<Endpoint>,
     targets: Vec<Endpoint>,
@@ -58,14 +59,11 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// An executor for the `libra` config.
-    pub fn new(libra: &Libra) -> Self {
+    /// An executor for the `libra` config, driving `haproxy` (the instance its
+    /// `libra.haproxy` describes).
+    pub fn new(libra: &Libra, haproxy: Arc<Haproxy>) -> Self {
         Executor {
-            haproxy: Haproxy::new(HaproxySettings {
-                binary: libra.haproxy.binary.clone(),
-                config: libra.haproxy.config.clone(),
-                runtime_dir: libra.haproxy.runtime_dir.clone(),
-            }),
+            haproxy,
             bind: libra.haproxy.bind,
             servers: libra.servers.clone(),
             targets: libra.diagnostics_targets.clone(),

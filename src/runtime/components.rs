@@ -12,15 +12,16 @@ use tokio::task::JoinHandle;
 use super::Input;
 use crate::bgp::announcer::{Announcer, FrrIdentity};
 use crate::config::{Bgp, Libra};
+use crate::haproxy::{Haproxy, HaproxySettings};
 use crate::libra::executor::Executor;
 use crate::libra::gearman_worker::Worker;
 use crate::libra::worker;
 use crate::supervisor::{BgpStep, ComponentEvent, Event, Standing, Target};
 
-/// The executor for one `libra` section and the watcher of its HAProxy master.
+/// The HAProxy instance keepserver owns, and the watcher of its master.
 struct Driven {
-    section: Libra,
-    executor: Arc<Executor>,
+    settings: HaproxySettings,
+    haproxy: Arc<Haproxy>,
     watcher: JoinHandle<()>,
 }
 
@@ -28,6 +29,8 @@ struct Driven {
 pub struct Components {
     tx: mpsc::UnboundedSender<Input>,
     driven: Option<Driven>,
+    /// The Libra executor, for the `libra` section and HAProxy instance it was made for.
+    executor: Option<(Libra, Arc<Executor>)>,
     worker: Option<(Worker, String)>,
     announcer: Arc<Mutex<Announcer>>,
     /// FRR's daemons at the last look, and the section they were looked up for.
@@ -40,6 +43,7 @@ impl Components {
         Components {
             tx,
             driven: None,
+            executor: None,
             worker: None,
             announcer: Arc::new(Mutex::new(Announcer::new(bgp))),
             frr: None,
@@ -50,23 +54,38 @@ impl Components {
         let _ = self.tx.send(Input::Event(Event::Component(event)));
     }
 
-    /// The executor for `section`, made anew (with a new HAProxy watcher) when it changed.
-    fn executor(&mut self, section: &Libra) -> Arc<Executor> {
+    /// The HAProxy instance of `settings`, made anew (with a new watcher of its master) when
+    /// the settings changed.
+    pub fn haproxy_for(&mut self, settings: &HaproxySettings) -> Arc<Haproxy> {
         if let Some(d) = &self.driven
-            && d.section == *section
+            && d.settings == *settings
         {
-            return d.executor.clone();
+            return d.haproxy.clone();
         }
         if let Some(old) = self.driven.take() {
             old.watcher.abort();
         }
-        let executor = Arc::new(Executor::new(section));
-        let watcher = tokio::spawn(watch_master(executor.haproxy().master(), self.tx.clone()));
+        let haproxy = Arc::new(Haproxy::new(settings.clone()));
+        let watcher = tokio::spawn(watch_master(haproxy.master(), self.tx.clone()));
         self.driven = Some(Driven {
-            section: section.clone(),
-            executor: executor.clone(),
+            settings: settings.clone(),
+            haproxy: haproxy.clone(),
             watcher,
         });
+        haproxy
+    }
+
+    /// The Libra executor for `section`, made anew when it (or its HAProxy) changed.
+    fn executor(&mut self, section: &Libra) -> Arc<Executor> {
+        let haproxy = self.haproxy_for(&section.haproxy.instance());
+        if let Some((made_for, executor)) = &self.executor
+            && made_for == section
+            && std::ptr::eq(executor.haproxy(), &*haproxy)
+        {
+            return executor.clone();
+        }
+        let executor = Arc::new(Executor::new(section, haproxy));
+        self.executor = Some((section.clone(), executor.clone()));
         executor
     }
 
@@ -90,16 +109,12 @@ impl Components {
         });
     }
 
-    /// Brings the HAProxy of `section` to `target`; [`ComponentEvent::HaproxyDone`] follows.
-    pub fn haproxy(&mut self, target: Target, section: &Libra) {
-        let executor = self.executor(section);
+    /// Brings the HAProxy of `settings` to `target`; [`ComponentEvent::HaproxyDone`] follows.
+    pub fn haproxy(&mut self, target: Target, settings: &HaproxySettings) {
+        let haproxy = self.haproxy_for(settings);
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let result = executor
-                .haproxy()
-                .ensure(target)
-                .await
-                .map_err(|e| e.to_string());
+            let result = haproxy.ensure(target).await.map_err(|e| e.to_string());
             if result.is_ok() {
                 debug!("haproxy brought to target={target:?}");
             }

@@ -137,7 +137,7 @@ impl Shell {
             show_duration(ks.cycle)
         );
         let mut machine = Supervisor::new(
-            settings_of(&config),
+            Settings::of(&config),
             Role::from_vip(present),
             Instant::now(),
         );
@@ -341,7 +341,7 @@ impl Shell {
         }
         self.watch.send_replace(watch_of(&new.keepstart));
         self.reload_fifo(new.keepalived_fifo.clone());
-        let settings = settings_of(&new);
+        let settings = Settings::of(&new);
         self.config.keepstart = new.keepstart;
         self.config.libra = new.libra;
         self.config.bgp = new.bgp;
@@ -402,15 +402,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
         None => std::future::pending().await,
-    }
-}
-
-/// The machine's settings from `config`.
-fn settings_of(config: &Config) -> Settings {
-    Settings {
-        keepstart: config.keepstart.clone(),
-        libra: config.libra.clone(),
-        bgp: config.bgp.clone(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The components that follow the role, as part of the pure core: the Libra worker (takes jobs
-//! while MASTER), the HAProxy it drives (kept serving while MASTER, stopped on SLAVE with
-//! `follow-role`, restarted from its last good configuration when it dies), and the BGP
+//! while MASTER), the HAProxy keepserver owns for the Libra worker or the admin API (kept serving
+//! while MASTER; on SLAVE stopped, left alone or kept serving as [`OnSlave`] says; restarted
+//! from its last good configuration when it dies), and the BGP
 //! announcer (bgpd announces while MASTER and, with `require-running`, healthy; re-applied at
 //! once when bgpd or zebra restarts, which is looked at every cycle, and every
 //! `force-test-cycle` cycles bgpd's running configuration is read again in case it drifted).
@@ -17,8 +18,9 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 
 use super::backoff::Backoff;
-use super::types::{Action, BgpStep, ComponentEvent, Role, Standing, Target};
+use super::types::{Action, BgpStep, ComponentEvent, HaproxyPlan, OnSlave, Role, Standing, Target};
 use crate::config::{Bgp, Libra};
+use crate::haproxy::HaproxySettings;
 
 /// First wait after a failed HAProxy start or stop; doubled per failure up to [`HAPROXY_MAX`].
 pub const HAPROXY_RETRY: Duration = Duration::from_secs(1);
@@ -53,8 +55,8 @@ enum Worker {
 struct Haproxy {
     /// Where it was last brought (for `section`); `None`: not known.
     known: Option<Target>,
-    /// The `libra` section `known` is about (a reload to another HAProxy forgets it).
-    section: Option<Box<Libra>>,
+    /// The instance `known` is about (a reload to another HAProxy forgets it).
+    section: Option<Box<HaproxySettings>>,
     /// The operation in flight.
     in_flight: Option<Target>,
     /// HAProxy exited while an operation was in flight: what it reports may be stale.
@@ -87,6 +89,7 @@ struct Announcer {
 pub struct Components {
     libra: Libra,
     bgp: Option<Bgp>,
+    plan: Option<HaproxyPlan>,
     worker: Worker,
     haproxy: Haproxy,
     announcer: Announcer,
@@ -94,10 +97,11 @@ pub struct Components {
 
 impl Components {
     /// Components for these sections, nothing started yet.
-    pub fn new(libra: Libra, bgp: Option<Bgp>) -> Self {
+    pub fn new(libra: Libra, bgp: Option<Bgp>, plan: Option<HaproxyPlan>) -> Self {
         Components {
             libra,
             bgp,
+            plan,
             worker: Worker::Stopped,
             haproxy: Haproxy::default(),
             announcer: Announcer::default(),
@@ -107,9 +111,10 @@ impl Components {
     /// Takes the sections of a reloaded config; a changed section is acted on by the next
     /// [`Components::actions`] (the worker restarts, the announcer re-applies). Failures are
     /// forgotten, so everything is tried again at once.
-    pub fn reload(&mut self, libra: Libra, bgp: Option<Bgp>) {
+    pub fn reload(&mut self, libra: Libra, bgp: Option<Bgp>, plan: Option<HaproxyPlan>) {
         self.libra = libra;
         self.bgp = bgp;
+        self.plan = plan;
         self.haproxy.backoff.reset();
         self.announcer.backoff.reset();
     }
@@ -129,6 +134,13 @@ impl Components {
         match event {
             ComponentEvent::WorkerStopped => self.worker = Worker::Stopped,
             ComponentEvent::HaproxyDone(result) => self.haproxy_done(result, now),
+            ComponentEvent::HaproxyConfigChanged => {
+                if self.haproxy.in_flight.is_some() {
+                    self.haproxy.exited_meanwhile = true;
+                } else {
+                    self.haproxy.known = None;
+                }
+            }
             ComponentEvent::HaproxyExited => {
                 if self.haproxy.in_flight.is_some() {
                     self.haproxy.exited_meanwhile = true;
@@ -229,27 +241,26 @@ impl Components {
         }
     }
 
-    /// Where HAProxy should be: serving while MASTER, stopped on SLAVE with `follow-role`;
-    /// no opinion otherwise, and none while shutting down.
+    /// Where HAProxy should be: serving while MASTER; on SLAVE as the plan says; no opinion
+    /// without a plan or while shutting down.
     fn haproxy_target(&self, standing: Standing) -> Option<Target> {
-        if !self.libra.enabled || standing.leaving {
-            return None;
-        }
-        match standing.role {
-            Role::Master => Some(Target::Up),
-            Role::Slave if self.libra.haproxy.follow_role => Some(Target::Down),
-            Role::Slave => None,
+        let plan = self.plan.as_ref().filter(|_| !standing.leaving)?;
+        match (standing.role, plan.on_slave) {
+            (Role::Master, _) | (Role::Slave, OnSlave::Serve) => Some(Target::Up),
+            (Role::Slave, OnSlave::Stop) => Some(Target::Down),
+            (Role::Slave, OnSlave::Leave) => None,
         }
     }
 
     fn haproxy_action(&mut self, standing: Standing, now: Instant) -> Option<Action> {
         let target = self.haproxy_target(standing)?;
-        let same_section = self.haproxy.section.as_deref() == Some(&self.libra);
+        let settings = &self.plan.as_ref()?.settings;
+        let same_section = self.haproxy.section.as_deref() == Some(settings);
         let settled = same_section && self.haproxy.known == Some(target);
         if settled || self.haproxy.in_flight.is_some() || !self.haproxy.backoff.allows(now) {
             return None;
         }
-        let section = Box::new(self.libra.clone());
+        let section = Box::new(settings.clone());
         self.haproxy.in_flight = Some(target);
         self.haproxy.section = Some(section.clone());
         Some(Action::Haproxy(target, section))

@@ -60,8 +60,8 @@ use backoff::Backoff;
 use components::{Components, show_duration};
 pub use status::{HookStats, KeepalivedStats, KeepalivedView, Status, Transition};
 pub use types::{
-    Action, BgpStep, ComponentEvent, Event, HookKind, HookOutcome, HookResult, HookRun, Role,
-    Settings, Standing, Target,
+    Action, BgpStep, ComponentEvent, Event, HaproxyPlan, HookKind, HookOutcome, HookResult,
+    HookRun, OnSlave, Role, Settings, Standing, Target,
 };
 
 /// keepalived events kept for judging; only reached if VIP observations stopped arriving.
@@ -115,6 +115,7 @@ impl Supervisor {
             keepstart,
             libra,
             bgp,
+            haproxy,
         } = settings;
         Supervisor {
             next_cycle_at: now + keepstart.cycle,
@@ -143,7 +144,7 @@ impl Supervisor {
             unjudged: Vec::new(),
             held_until: None,
             keepalived: KeepalivedStats::default(),
-            components: Components::new(libra, bgp),
+            components: Components::new(libra, bgp, haproxy),
         }
     }
 
@@ -383,6 +384,7 @@ impl Supervisor {
             keepstart,
             libra,
             bgp,
+            haproxy,
         } = settings;
         if keepstart.is_running.is_none() {
             self.test_due = false;
@@ -395,7 +397,7 @@ impl Supervisor {
         // A fixed hook is tried at once, not after the back-off its predecessor earned.
         self.backoff.reset();
         self.settings = keepstart;
-        self.components.reload(libra, bgp);
+        self.components.reload(libra, bgp, haproxy);
     }
 
     fn finish(&mut self, result: HookResult, now: Instant) {

@@ -21,23 +21,23 @@ fn settings(is_running: bool) -> Keepstart {
     }
 }
 
-/// The components' sections of a config without Libra or BGP.
-fn no_components() -> (crate::config::Libra, Option<crate::config::Bgp>) {
-    let text = "keepstart: {vip: 192.0.2.10, start: s, stop: t}\n";
+/// The settings of `text` (a config file), with `keepstart` in place of its own.
+fn settings_of(text: &str, keepstart: Keepstart) -> Settings {
     let config = crate::config::parse(text, std::path::Path::new("/etc/keepserver/config.yaml"))
         .expect("valid")
         .config;
-    (config.libra, config.bgp)
+    Settings {
+        keepstart,
+        ..Settings::of(&config)
+    }
 }
 
 /// `keepstart` with no components.
 fn full(keepstart: Keepstart) -> Settings {
-    let (libra, bgp) = no_components();
-    Settings {
+    settings_of(
+        "keepstart: {vip: 192.0.2.10, start: s, stop: t}\n",
         keepstart,
-        libra,
-        bgp,
-    }
+    )
 }
 
 /// Drives a machine and keeps the hooks it asked for, checking they never overlap.
@@ -863,14 +863,7 @@ fn with_components(is_running: bool, follow_role: bool) -> Settings {
          bgp:\n  enabled: true\n  local-as: 65001\n  router-id: 198.51.100.1\n  \
          neighbors: [{{address: 198.51.100.2, remote-as: 65000}}]\n  loopback: lo\n"
     );
-    let config = crate::config::parse(&text, std::path::Path::new("/etc/keepserver/config.yaml"))
-        .expect("valid")
-        .config;
-    Settings {
-        keepstart: settings(is_running),
-        libra: config.libra,
-        bgp: config.bgp,
-    }
+    settings_of(&text, settings(is_running))
 }
 
 impl Sim {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Bgp, Keepstart, Libra};
+use crate::config::api::Serve;
+use crate::config::{Bgp, Config, Keepstart, Libra};
+use crate::haproxy::HaproxySettings;
 use crate::ifname::Ifname;
 use crate::keepalived::{KeepalivedEvent, Source};
 use crate::vip::Vip;
@@ -152,6 +154,67 @@ pub struct Settings {
     pub libra: Libra,
     /// The `bgp` section, `None` unless enabled.
     pub bgp: Option<Bgp>,
+    /// The HAProxy keepserver owns and when it serves, `None` when neither the Libra worker
+    /// nor the admin API is enabled.
+    pub haproxy: Option<HaproxyPlan>,
+}
+
+impl Settings {
+    /// The settings `config` gives.
+    pub fn of(config: &Config) -> Settings {
+        Settings {
+            keepstart: config.keepstart.clone(),
+            libra: config.libra.clone(),
+            bgp: config.bgp.clone(),
+            haproxy: HaproxyPlan::of(config),
+        }
+    }
+}
+
+/// What HAProxy does on SLAVE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnSlave {
+    /// It is stopped (Libra's `follow-role`, the API's `serve: master`).
+    Stop,
+    /// It is left as it is (Libra without `follow-role`).
+    Leave,
+    /// It keeps serving (the API's `serve: always`: all-active behind ECMP).
+    Serve,
+}
+
+/// The HAProxy keepserver owns: which instance, and what the role means for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaproxyPlan {
+    /// The instance's files.
+    pub settings: HaproxySettings,
+    /// What it does on SLAVE (on MASTER it serves).
+    pub on_slave: OnSlave,
+}
+
+impl HaproxyPlan {
+    /// The HAProxy `config` has keepserver own, for the Libra worker or the admin API (the
+    /// config loader refuses both); `None` for neither.
+    pub fn of(config: &Config) -> Option<HaproxyPlan> {
+        if config.libra.enabled {
+            let h = &config.libra.haproxy;
+            return Some(HaproxyPlan {
+                settings: h.instance(),
+                on_slave: if h.follow_role {
+                    OnSlave::Stop
+                } else {
+                    OnSlave::Leave
+                },
+            });
+        }
+        let api = config.api.as_ref()?;
+        Some(HaproxyPlan {
+            settings: api.haproxy.instance(),
+            on_slave: match api.serve {
+                Serve::Master => OnSlave::Stop,
+                Serve::Always => OnSlave::Serve,
+            },
+        })
+    }
 }
 
 /// Something that happened, fed to [`super::Supervisor::handle`].
@@ -192,6 +255,9 @@ pub enum ComponentEvent {
     HaproxyDone(Result<(), String>),
     /// The HAProxy master keepserver owns exited, and not because keepserver stopped it.
     HaproxyExited,
+    /// The admin API changed haproxy.cfg while HAProxy was not running (it may have had nothing
+    /// to serve before): bring HAProxy where it should be again.
+    HaproxyConfigChanged,
     /// An [`Action::Bgp`] finished: bgpd announces what it was asked to, or why not.
     BgpDone(Result<(), String>),
     /// bgpd or zebra is not the process it was at the last look (restarted, or gone).
@@ -238,9 +304,8 @@ pub enum Action {
     /// Stop the Libra worker: it finishes the job in hand, then reports
     /// [`ComponentEvent::WorkerStopped`].
     StopWorker,
-    /// Bring the HAProxy of this `libra` section to the target; report
-    /// [`ComponentEvent::HaproxyDone`].
-    Haproxy(Target, Box<Libra>),
+    /// Bring this HAProxy to the target; report [`ComponentEvent::HaproxyDone`].
+    Haproxy(Target, Box<HaproxySettings>),
     /// Bring bgpd to this; report [`ComponentEvent::BgpDone`].
     Bgp(Box<BgpStep>),
     /// Look whether bgpd or zebra restarted since the last look (a cheap look at their vty
