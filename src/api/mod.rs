@@ -4,11 +4,13 @@
 //!
 //! One job per module: [`fields`] reading request JSON field by field, [`objects`] the typed
 //! objects, [`store`] the objects together with their references and the model they make,
-//! [`error`] the refusals.
+//! [`service`] carrying out requests one at a time against the store, HAProxy and the store
+//! file, [`error`] the refusals.
 
 pub mod error;
 pub mod fields;
 pub mod objects;
+pub mod service;
 pub mod store;
 
 pub use error::ApiError;

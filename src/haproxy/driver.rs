@@ -154,15 +154,26 @@ impl Haproxy {
         }
     }
 
-    /// UPDATE: render `balancer`, write it to `<config>.tmp`, check it with `haproxy -c`, then move it
-    /// over the configuration and reload HAProxy without dropping connections (or start it if
-    /// it does not run). Returns once a worker with the new configuration serves.
+    /// UPDATE: render `balancer`, write it to `<config>.tmp`, check it with `haproxy -c`, then
+    /// move it over the configuration and reload HAProxy without dropping connections (or start
+    /// it if it does not run). Returns once a worker with the new configuration serves.
     ///
     /// A configuration `-c` rejects is saved as `<config>-failed` and the old one keeps serving
     /// ([`HaproxyError::ConfigRejected`], with HAProxy's messages). One that passes `-c` but cannot
     /// be put in service (a port it cannot bind, ...) is saved there too and the previous file is
     /// put back ([`HaproxyError::NotApplied`]).
     pub async fn apply(&self, balancer: &Balancer) -> Result<(), HaproxyError> {
+        self.put(balancer, true).await.map(drop)
+    }
+
+    /// Like [`Haproxy::apply`], but a HAProxy that does not run is not started: the checked file
+    /// is only put in place for its next start (the admin API's changes, which do not decide
+    /// whether HAProxy runs). Returns whether a running HAProxy was reloaded.
+    pub async fn update(&self, balancer: &Balancer) -> Result<bool, HaproxyError> {
+        self.put(balancer, false).await
+    }
+
+    async fn put(&self, balancer: &Balancer, start: bool) -> Result<bool, HaproxyError> {
         let _operation = self.operation.lock().await;
         let began = Instant::now();
         let paths = self.paths();
@@ -176,19 +187,24 @@ impl Haproxy {
         self.install(&text).await?;
         let activated = match &running {
             Some(table) => self.reload(table, &text).await,
-            None => self.launch(&text).await,
+            None if start => self.launch(&text).await,
+            None => Ok(()),
         };
         if let Err(e) = activated {
             return Err(self.roll_back(previous.as_deref(), &text, e).await);
         }
         // UPDATE serves again a load balancer that was suspended.
         files::remove(&self.suspended_marker()).await?;
+        let action = match (&running, start) {
+            (Some(_), _) => "reload",
+            (None, true) => "start",
+            (None, false) => "written",
+        };
         info!(
-            "haproxy configuration applied action={} ms={}",
-            if running.is_some() { "reload" } else { "start" },
+            "haproxy configuration applied action={action} ms={}",
             began.elapsed().as_millis()
         );
-        Ok(())
+        Ok(running.is_some())
     }
 
     /// SUSPEND: stop serving (see [`Haproxy::stop`]) and keep the configuration; remembered in

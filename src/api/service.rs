@@ -1,0 +1,233 @@
+//! Carrying out the admin API's requests, one at a time (so a burst of concurrent writes ends as
+//! if they had been applied in some order): reads from the store; every mutation validated on a
+//! copy of the store (typed parse, references, the HAProxy model), its certificates looked up,
+//! the store's new file written beside the old one, the configuration rendered, checked with
+//! `haproxy -c`, swapped atomically and a running HAProxy reloaded hitlessly; only then is the
+//! new store file renamed into place and the copy kept. Any refusal leaves the running
+//! configuration, the stored objects and the served traffic as they were.
+//!
+//! The service never starts or stops HAProxy: the core does, by the role (`api.serve`). A
+//! change made while HAProxy does not run is written for its next start, and reported
+//! (`changed`), so the core starts it if it should serve and had nothing to serve before. With
+//! no listener left there is nothing to serve: HAProxy is stopped and its configuration removed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use log::{info, warn};
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::store::{Context, Kind, Store};
+use crate::atomic_file::{self as files, with_suffix};
+use crate::config::Api;
+use crate::haproxy::model::{Balancer, Name};
+use crate::haproxy::{Haproxy, HaproxyError};
+
+/// One request, as the HTTP layer hands it over.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operation {
+    /// Every object of a kind.
+    List(Kind),
+    /// One object.
+    Get(Kind, Name),
+    /// A new object from a body.
+    Create(Kind, Value),
+    /// The fields of a body change an object.
+    Update(Kind, Name, Value),
+    /// An object goes.
+    Delete(Kind, Name),
+}
+
+/// The answer: an HTTP status and a JSON body (none for 204).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Option<Value>,
+}
+
+impl From<ApiError> for Reply {
+    fn from(e: ApiError) -> Reply {
+        Reply {
+            status: e.status,
+            body: Some(json!(e)),
+        }
+    }
+}
+
+/// The admin API's state and the HAProxy it configures. See the module documentation.
+pub struct Service {
+    store: Store,
+    ctx: Context,
+    store_path: PathBuf,
+    haproxy: Arc<Haproxy>,
+    changed: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Service {
+    /// The service for `api`, its objects loaded from the store file (none when it does not
+    /// exist yet) and put in force; `changed` is called when HAProxy's configuration changed
+    /// while it did not run.
+    pub async fn open(
+        api: &Api,
+        haproxy: Arc<Haproxy>,
+        changed: Box<dyn Fn() + Send + Sync>,
+    ) -> Result<Service, String> {
+        let store = match files::read_optional(&api.store).await {
+            Ok(None) => Store::default(),
+            Ok(Some(text)) => Store::from_json(&text)
+                .map_err(|e| format!("the API store {} is not valid: {e}", api.store.display()))?,
+            Err(e) => return Err(e.to_string()),
+        };
+        let service = Service {
+            store,
+            ctx: Context {
+                bind: api.bind,
+                certificates: api.certificates.clone(),
+                peers_section: api.peers_section.clone(),
+                peer_name: api.peer_name.clone(),
+            },
+            store_path: api.store.clone(),
+            haproxy,
+            changed,
+        };
+        let balancer = service.store.balancer(&service.ctx).map_err(|e| {
+            format!(
+                "the API store {} does not make a valid configuration: {}",
+                api.store.display(),
+                e.reason
+            )
+        })?;
+        service
+            .put(&balancer)
+            .await
+            .map_err(|e| format!("the API store's configuration: {}", e.reason))?;
+        info!(
+            "admin API store loaded path={} listeners={} pools={}",
+            api.store.display(),
+            balancer.listeners().len(),
+            balancer.pools().len()
+        );
+        Ok(service)
+    }
+
+    /// The objects as stored now.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Carries out one request.
+    pub async fn handle(&mut self, operation: Operation) -> Reply {
+        let answer = match operation {
+            Operation::List(kind) => self.store.list(&kind).map(|v| (200, Some(v))),
+            Operation::Get(kind, id) => self.store.get(&kind, &id).map(|v| (200, Some(v))),
+            Operation::Create(kind, body) => {
+                self.mutate(|s| s.create(&kind, &body).map(Some), 201).await
+            }
+            Operation::Update(kind, id, body) => {
+                self.mutate(|s| s.update(&kind, &id, &body).map(Some), 200)
+                    .await
+            }
+            Operation::Delete(kind, id) => {
+                self.mutate(|s| s.delete(&kind, &id).map(|()| None), 204)
+                    .await
+            }
+        };
+        match answer {
+            Ok((status, body)) => Reply { status, body },
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Applies `change` to a copy of the store, puts the configuration it makes in force and
+    /// keeps the copy (see the module documentation).
+    async fn mutate(
+        &mut self,
+        change: impl FnOnce(&mut Store) -> Result<Option<Value>, ApiError>,
+        status: u16,
+    ) -> Result<(u16, Option<Value>), ApiError> {
+        let mut next = self.store.clone();
+        let body = change(&mut next)?;
+        let balancer = next.balancer(&self.ctx)?;
+        self.check_certificates(&balancer).await?;
+        let tmp = with_suffix(&self.store_path, ".tmp");
+        files::write(&tmp, &next.to_json())
+            .await
+            .map_err(|e| ApiError::internal(format!("the change was not made: {e}")))?;
+        if let Err(e) = self.put(&balancer).await {
+            let _ = files::remove(&tmp).await;
+            return Err(e);
+        }
+        if let Err(e) = files::rename(&tmp, &self.store_path).await {
+            let _ = files::remove(&tmp).await;
+            self.restore().await;
+            return Err(ApiError::internal(format!("the change was undone: {e}")));
+        }
+        self.store = next;
+        Ok((status, body))
+    }
+
+    /// Puts the configuration of the stored objects back after a change failed halfway.
+    async fn restore(&self) {
+        match self.store.balancer(&self.ctx) {
+            Ok(balancer) => {
+                if let Err(e) = self.put(&balancer).await {
+                    warn!(
+                        "admin API: the previous configuration could not be put back: {}",
+                        e.reason
+                    );
+                }
+            }
+            Err(e) => warn!("admin API: the stored objects are not valid: {}", e.reason),
+        }
+    }
+
+    /// Every certificate a TLS listener names is a file.
+    async fn check_certificates(&self, balancer: &Balancer) -> Result<(), ApiError> {
+        for listener in balancer.listeners() {
+            for cert in listener.tls.iter().flat_map(|t| &t.certificates) {
+                if tokio::fs::metadata(cert).await.is_err() {
+                    return Err(ApiError::bad(
+                        "tls_certificate_id",
+                        format!(
+                            "listener `{}`: there is no certificate {}",
+                            listener.name,
+                            cert.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts `balancer` in force: reload HAProxy if it runs, else write the file for its next
+    /// start; with no listener, stop it and remove the file.
+    async fn put(&self, balancer: &Balancer) -> Result<(), ApiError> {
+        if balancer.listeners().is_empty() {
+            let had = self.haproxy.has_config();
+            self.haproxy.delete().await.map_err(haproxy_error)?;
+            if had {
+                info!("admin API: no listener left; HAProxy stopped and its configuration removed");
+            }
+            return Ok(());
+        }
+        let reloaded = self.haproxy.update(balancer).await.map_err(haproxy_error)?;
+        if !reloaded {
+            (self.changed)();
+        }
+        Ok(())
+    }
+}
+
+/// A refusal of HAProxy's is 422 with its message; anything else keepserver's own 500.
+fn haproxy_error(e: HaproxyError) -> ApiError {
+    match e {
+        HaproxyError::ConfigRejected { .. } | HaproxyError::NotApplied { .. } => {
+            ApiError::refused(e.to_string())
+        }
+        other => ApiError::internal(other.to_string()),
+    }
+}
