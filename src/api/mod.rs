@@ -4,12 +4,13 @@
 //!
 //! One job per module: [`fields`] reading request JSON field by field, [`objects`] the typed
 //! objects, [`store`] the objects together with their references and the model they make,
-//! [`service`] carrying out requests one at a time against the store, HAProxy and the store
-//! file, [`error`] the refusals.
+//! [`quagga`] the BGP peering set at run time, [`service`] carrying out requests one at a time
+//! against the store, HAProxy and the store file, [`error`] the refusals.
 
 pub mod error;
 pub mod fields;
 pub mod objects;
+pub mod quagga;
 pub mod service;
 pub mod store;
 

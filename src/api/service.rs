@@ -18,9 +18,12 @@ use log::{info, warn};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
+use super::quagga::Quagga;
 use super::store::{Context, Kind, Store};
 use crate::atomic_file::{self as files, with_suffix};
 use crate::config::Api;
+use crate::config::Keepstart;
+use crate::config::bgp::BgpDefaults;
 use crate::haproxy::model::{Balancer, Name};
 use crate::haproxy::{Haproxy, HaproxyError};
 
@@ -37,6 +40,12 @@ pub enum Operation {
     Update(Kind, Name, Value),
     /// An object goes.
     Delete(Kind, Name),
+    /// `GET /api/quagga`.
+    GetQuagga,
+    /// `POST`/`PUT /api/quagga`: the fields of a body set the BGP peering.
+    SetQuagga(Value),
+    /// `DELETE /api/quagga`: the BGP peering is config.yaml's again.
+    DeleteQuagga,
 }
 
 /// The answer: an HTTP status and a JSON body (none for 204).
@@ -57,6 +66,16 @@ impl From<ApiError> for Reply {
     }
 }
 
+/// What the service needs to set the BGP announcer's peering (`/api/quagga`).
+pub struct BgpHook {
+    /// The `bgp` section's settings besides the peering.
+    pub defaults: BgpDefaults,
+    /// The `keepstart` section (the VIP must not go where it is watched).
+    pub keepstart: Keepstart,
+    /// Called with the new peering (or `None`) once it is stored.
+    pub changed: Box<dyn Fn(Option<Quagga>) + Send + Sync>,
+}
+
 /// The admin API's state and the HAProxy it configures. See the module documentation.
 pub struct Service {
     store: Store,
@@ -64,6 +83,7 @@ pub struct Service {
     store_path: PathBuf,
     haproxy: Arc<Haproxy>,
     changed: Box<dyn Fn() + Send + Sync>,
+    bgp: Option<BgpHook>,
 }
 
 impl Service {
@@ -92,6 +112,7 @@ impl Service {
             store_path: api.store.clone(),
             haproxy,
             changed,
+            bgp: None,
         };
         let balancer = service.store.balancer(&service.ctx).map_err(|e| {
             format!(
@@ -118,6 +139,12 @@ impl Service {
         &self.store
     }
 
+    /// Lets `/api/quagga` set the BGP announcer's peering through `hook` (without one it
+    /// answers 409: there is no announcer to configure).
+    pub fn set_bgp_hook(&mut self, hook: BgpHook) {
+        self.bgp = Some(hook);
+    }
+
     /// Carries out one request.
     pub async fn handle(&mut self, operation: Operation) -> Reply {
         let answer = match operation {
@@ -134,6 +161,12 @@ impl Service {
                 self.mutate(|s| s.delete(&kind, &id).map(|()| None), 204)
                     .await
             }
+            Operation::GetQuagga => match self.store.quagga() {
+                Some(q) => Ok((200, Some(json!(q)))),
+                None => Err(ApiError::not_found("quagga setting", "quagga")),
+            },
+            Operation::SetQuagga(body) => self.set_quagga(Some(body)).await,
+            Operation::DeleteQuagga => self.set_quagga(None).await,
         };
         match answer {
             Ok((status, body)) => Reply { status, body },
@@ -167,6 +200,43 @@ impl Service {
         }
         self.store = next;
         Ok((status, body))
+    }
+
+    /// Sets (`Some` body) or removes the BGP peering, checked against the announcer's settings,
+    /// stored, then handed to the announcer.
+    async fn set_quagga(&mut self, body: Option<Value>) -> Result<(u16, Option<Value>), ApiError> {
+        let Some(hook) = &self.bgp else {
+            return Err(ApiError::conflict(
+                None,
+                "this keepserver has no BGP announcer to configure",
+            ));
+        };
+        let quagga = match &body {
+            Some(body) => {
+                let q = Quagga::read(body, self.store.quagga())?;
+                q.bgp(&hook.defaults, &hook.keepstart)?;
+                Some(q)
+            }
+            None if self.store.quagga().is_none() => {
+                return Err(ApiError::not_found("quagga setting", "quagga"));
+            }
+            None => None,
+        };
+        let answer = quagga.as_ref().map(|q| json!(q));
+        let stored = quagga.clone();
+        let (status, _) = self
+            .mutate(
+                move |s| {
+                    s.set_quagga(stored);
+                    Ok(None)
+                },
+                if body.is_some() { 200 } else { 204 },
+            )
+            .await?;
+        if let Some(hook) = &self.bgp {
+            (hook.changed)(quagga);
+        }
+        Ok((status, answer))
     }
 
     /// Puts the configuration of the stored objects back after a change failed halfway.

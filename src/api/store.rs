@@ -21,6 +21,7 @@ use super::objects::{
     Algorithm, HealthMonitor, ListenerProtocol, LoadBalancer, Member, MemberExtras, MonitorType,
     Peer, PersistenceType, Pool, PoolProtocol,
 };
+use super::quagga::Quagga;
 use crate::haproxy::model::{
     Balance, Balancer, CheckKind, ExpectedCodes, Expiry, HttpCheck, HttpMethod, HttpPath, Listener,
     Member as Server, Mode, Monitor, Name, Peer as PeerModel, Peers, Persistence, Pool as Backend,
@@ -89,6 +90,7 @@ pub struct Store {
     pools: BTreeMap<Name, Pool>,
     healthmonitors: BTreeMap<Name, HealthMonitor>,
     peers: BTreeMap<Name, Peer>,
+    quagga: Option<Quagga>,
 }
 
 /// The store file: a version and the objects.
@@ -599,6 +601,16 @@ impl Store {
                 })
                 .collect(),
         })
+    }
+
+    /// The BGP peering `/api/quagga` set, if any.
+    pub fn quagga(&self) -> Option<&Quagga> {
+        self.quagga.as_ref()
+    }
+
+    /// Sets (or, with `None`, removes) the BGP peering.
+    pub fn set_quagga(&mut self, quagga: Option<Quagga>) {
+        self.quagga = quagga;
     }
 
     /// Whether this node is among the peers (the `peers` section is rendered).

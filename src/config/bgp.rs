@@ -60,13 +60,82 @@ pub const DEFAULT_LOG_FILE: &str = "/var/log/frr/bgpd.log";
 /// The default `frr-reload`: where Debian's frr-pythontools installs it.
 pub const DEFAULT_FRR_RELOAD: &str = "/usr/lib/frr/frr-reload.py";
 
-/// Reads the `bgp` section; `None` when it is absent or not enabled. `keepstart` (when valid)
-/// gives the VIP for the default announcement and the NIC and is-running hook to check against.
+/// What the `bgp` section says besides the peering (local AS, router-id, neighbors,
+/// announcements): how bgpd is reached and what its file looks like. Read whether the section
+/// is enabled or not, so that the admin API's `/api/quagga` can supply the peering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BgpDefaults {
+    /// `loopback`.
+    pub loopback: Ifname,
+    /// `config`.
+    pub config: PathBuf,
+    /// `apply`.
+    pub apply: ApplyMethod,
+    /// `vtysh`.
+    pub vtysh: PathBuf,
+    /// `frr-reload`.
+    pub frr_reload: PathBuf,
+    /// `pathspace`.
+    pub pathspace: Option<Word>,
+    /// `hostname`.
+    pub hostname: Word,
+    /// `password`.
+    pub password: Option<Password>,
+    /// `log-file`.
+    pub log_file: LogFile,
+    /// `route-map`.
+    pub route_map: Word,
+    /// `prefix-list`.
+    pub prefix_list: Word,
+    /// `redistribute-static`.
+    pub redistribute_static: bool,
+    /// `advertisement-interval`.
+    pub advertisement_interval: u16,
+    /// `require-running`.
+    pub require_running: bool,
+}
+
+impl BgpDefaults {
+    /// The whole section: these settings with this peering.
+    pub fn with_peering(
+        &self,
+        local_as: Asn,
+        router_id: Ipv4Addr,
+        neighbors: Vec<Neighbor>,
+        announce: Vec<Prefix>,
+    ) -> Bgp {
+        let d = self.clone();
+        Bgp {
+            local_as,
+            router_id,
+            neighbors,
+            announce,
+            loopback: d.loopback,
+            config: d.config,
+            apply: d.apply,
+            vtysh: d.vtysh,
+            frr_reload: d.frr_reload,
+            pathspace: d.pathspace,
+            hostname: d.hostname,
+            password: d.password,
+            log_file: d.log_file,
+            route_map: d.route_map,
+            prefix_list: d.prefix_list,
+            redistribute_static: d.redistribute_static,
+            advertisement_interval: d.advertisement_interval,
+            require_running: d.require_running,
+        }
+    }
+}
+
+/// Reads the `bgp` section: the section when enabled (`None` when absent or not enabled), and
+/// its settings besides the peering in any case. `keepstart` (when valid) gives the VIP for the
+/// default announcement and the NIC and is-running hook to check against.
 pub fn read_bgp(
     r: &mut SectionReader<'_>,
     workspace: &Path,
     keepstart: Option<&Keepstart>,
-) -> Option<Bgp> {
+) -> (Option<Bgp>, BgpDefaults) {
     let enabled = r.optional("enabled", boolean).unwrap_or(false);
     let local_as = take(
         r,
@@ -126,40 +195,49 @@ pub fn read_bgp(
             Ok(on)
         })
         .unwrap_or(false);
+    let defaults = BgpDefaults {
+        loopback: loopback.clone(),
+        config: config.clone(),
+        apply,
+        vtysh: vtysh.clone(),
+        frr_reload: frr_reload.clone(),
+        pathspace: pathspace.clone(),
+        hostname: hostname.clone().unwrap_or_else(machine_hostname),
+        password: password.clone(),
+        log_file: log_file.clone(),
+        route_map: route_map
+            .clone()
+            .unwrap_or_else(|| Word::known("bgp-access")),
+        prefix_list: prefix_list
+            .clone()
+            .unwrap_or_else(|| Word::known("pl-route")),
+        redistribute_static,
+        advertisement_interval,
+        require_running,
+    };
     if !enabled {
-        return None;
+        return (None, defaults);
     }
     let announce = match announce {
         Some(list) => list,
         None => {
-            let vip = Prefix::host(keepstart?.vip.addr);
-            if let Err(e) = watched_by_keepstart(vip, &loopback, keepstart) {
+            let Some(keepstart) = keepstart else {
+                return (None, defaults);
+            };
+            let vip = Prefix::host(keepstart.vip.addr);
+            if let Err(e) = watched_by_keepstart(vip, &loopback, Some(keepstart)) {
                 r.refuse_default("announce", format!("the default, the VIP {vip}: {e}"));
-                return None;
+                return (None, defaults);
             }
             vec![vip]
         }
     };
-    Some(Bgp {
-        local_as: local_as?,
-        router_id: router_id?,
-        neighbors: neighbors?,
-        announce,
-        loopback,
-        config,
-        apply,
-        vtysh,
-        frr_reload,
-        pathspace,
-        hostname: hostname.unwrap_or_else(machine_hostname),
-        password,
-        log_file,
-        route_map: route_map.unwrap_or_else(|| Word::known("bgp-access")),
-        prefix_list: prefix_list.unwrap_or_else(|| Word::known("pl-route")),
-        redistribute_static,
-        advertisement_interval,
-        require_running,
-    })
+    let (Some(local_as), Some(router_id), Some(neighbors)) = (local_as, router_id, neighbors)
+    else {
+        return (None, defaults);
+    };
+    let bgp = defaults.with_peering(local_as, router_id, neighbors, announce);
+    (Some(bgp), defaults)
 }
 
 /// A key that is required when the section is enabled, optional otherwise.
@@ -271,7 +349,7 @@ fn announce(
 
 /// Refuses a prefix that would put the VIP itself on a NIC keepstart watches: the node would
 /// find its own announcement and stay MASTER for ever.
-fn watched_by_keepstart(
+pub fn watched_by_keepstart(
     prefix: Prefix,
     loopback: &Ifname,
     keepstart: Option<&Keepstart>,

@@ -89,6 +89,8 @@ pub struct Config {
     pub keepalived_fifo: Option<PathBuf>,
     /// The `bgp` section: the BGP announcer, `None` unless enabled.
     pub bgp: Option<Bgp>,
+    /// The `bgp` section's settings besides the peering, enabled or not (for `/api/quagga`).
+    pub bgp_defaults: bgp::BgpDefaults,
     /// The `api` section: the admin API, `None` when absent.
     pub api: Option<Api>,
     /// The `logging` section as written, for the logging module to translate.
@@ -201,7 +203,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
     );
     let (bgp_at, bgp_keys) = split(doc.bgp, "bgp", &mut positions);
     let mut b = SectionReader::new(file, "bgp", bgp_at, bgp_keys, &mut problems);
-    let bgp = bgp::read_bgp(&mut b, &application.workspace, keepstart.as_ref());
+    let (bgp, bgp_defaults) = bgp::read_bgp(&mut b, &application.workspace, keepstart.as_ref());
     warnings.extend(b.unknown_keys());
     let api = read_api_sections(
         text,
@@ -232,6 +234,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
                 libra,
                 keepalived_fifo,
                 bgp,
+                bgp_defaults,
                 api,
                 logging: doc.logging.filter(|v| !v.is_null()),
                 positions,

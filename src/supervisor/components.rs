@@ -119,6 +119,13 @@ impl Components {
         self.announcer.backoff.reset();
     }
 
+    /// Takes a new `bgp` section alone (from the admin API); the announcer re-applies through
+    /// it at once.
+    pub fn set_bgp(&mut self, bgp: Option<Bgp>) {
+        self.bgp = bgp;
+        self.announcer.backoff.reset();
+    }
+
     /// A cycle passed: look whether bgpd or zebra restarted, and on `full` have the next step
     /// read bgpd's running configuration.
     pub fn cycle(&mut self, full: bool) {

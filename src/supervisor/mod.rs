@@ -206,6 +206,13 @@ impl Supervisor {
                 }
             }
             Event::Component(event) => self.components.event(event, now),
+            Event::BgpSection(bgp) => {
+                info!(
+                    "bgp section set by the admin API announcer={}",
+                    if bgp.is_some() { "on" } else { "off" }
+                );
+                self.components.set_bgp(*bgp);
+            }
         }
         actions.extend(self.next_actions(now));
         actions

@@ -1055,3 +1055,38 @@ fn shutdown_lets_the_components_go_at_once_and_exits_when_they_are_done() {
     s.advance(Duration::from_millis(1));
     assert!(s.exited, "the grace is over");
 }
+
+#[test]
+fn a_bgp_section_from_the_api_is_applied_at_once_and_removed_again() {
+    let mut s = Sim::with(with_components(false, false), true, |_| {});
+    s.finish_ok();
+    s.asked();
+    s.component(ComponentEvent::BgpDone(Ok(())));
+    let mut other = with_components(false, false).bgp.expect("bgp");
+    other.local_as = crate::bgp::model::Asn::new(64999).expect("asn");
+    s.event(Event::BgpSection(Box::new(Some(other.clone()))));
+    let asked = s.asked();
+    assert!(
+        asked
+            .iter()
+            .any(|a| matches!(a, Action::Bgp(step) if step.announce && step.config == Some(other.clone()))),
+        "{asked:?}"
+    );
+    s.component(ComponentEvent::BgpDone(Ok(())));
+    s.event(Event::BgpSection(Box::new(None)));
+    let asked = s.asked();
+    assert!(
+        asked
+            .iter()
+            .any(|a| matches!(a, Action::Bgp(step) if !step.announce && step.config.is_none())),
+        "withdrawn through the old section and let go: {asked:?}"
+    );
+    s.component(ComponentEvent::BgpDone(Ok(())));
+    s.tick();
+    assert!(
+        !s.asked()
+            .iter()
+            .any(|a| matches!(a, Action::Bgp(_) | Action::CheckFrr)),
+        "no announcer left"
+    );
+}

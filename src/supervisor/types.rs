@@ -244,6 +244,9 @@ pub enum Event {
     },
     /// Something one of the components reported.
     Component(ComponentEvent),
+    /// The admin API (`/api/quagga`) replaced the BGP announcer's section (`None`: no
+    /// announcer); the rest of the configuration is unchanged.
+    BgpSection(Box<Option<Bgp>>),
 }
 
 /// What the components report back to the machine.
