@@ -110,7 +110,7 @@ async fn answer(
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     AsyncBufReader::new(read).read_line(&mut line).await?;
-    let reply = match serde_json::from_str::<Request>(&line) {
+    let reply = match parse_request(&line) {
         Ok(request) => {
             let (tx, rx) = oneshot::channel();
             if to_runtime.send(Incoming { request, reply: tx }).is_err() {
@@ -119,11 +119,17 @@ async fn answer(
             rx.await
                 .unwrap_or_else(|_| serde_json::json!({"error": "daemon is shutting down"}))
         }
-        Err(e) => serde_json::json!({"error": format!("bad request: {e}")}),
+        Err(e) => serde_json::json!({ "error": e }),
     };
     let mut text = reply.to_string();
     text.push('\n');
     write.write_all(text.as_bytes()).await
+}
+
+/// Parses one request line as a client sent it (its newline may still be there). The error is
+/// the text of the answer's `error` field.
+pub fn parse_request(line: &str) -> Result<Request, String> {
+    serde_json::from_str(line).map_err(|e| format!("bad request: {e}"))
 }
 
 /// Sends `request` to the daemon listening on `path` and returns its answer.
@@ -186,6 +192,15 @@ mod tests {
         .await
         .unwrap();
         assert!(bad.contains("bad request"), "{bad}");
+    }
+
+    #[test]
+    fn requests_parse_with_their_newline_and_bad_ones_say_why() {
+        assert_eq!(parse_request("{\"cmd\":\"status\"}\n"), Ok(Request::Status));
+        for bad in ["", "{\"cmd\":\"explode\"}", "{\"cmd\":\"notify\"}", "[1]"] {
+            let error = parse_request(bad).expect_err(bad);
+            assert!(error.starts_with("bad request: "), "{bad:?}: {error}");
+        }
     }
 
     #[test]

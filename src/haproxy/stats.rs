@@ -82,16 +82,21 @@ fn bytes_out_by_frontend(rows: &[StatRow]) -> BTreeMap<String, u64> {
 
 /// What a `show stat` row describes (its `type` field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RowKind {
+pub enum RowKind {
+    /// A frontend (`type` 0).
     Frontend,
+    /// A backend (`type` 1).
     Backend,
+    /// A server of a backend (`type` 2).
     Server,
+    /// A listener of a frontend (`type` 3).
     Listener,
 }
 
-/// The fields of one `show stat` row that keepserver uses.
+/// The fields of one `show stat` row that keepserver uses. Public only so that the fuzz targets
+/// can call [`parse_rows`]; the fields stay crate-private.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StatRow {
+pub struct StatRow {
     pub(crate) proxy: String,
     service: String,
     pub(crate) kind: RowKind,
@@ -122,7 +127,7 @@ impl StatRow {
 
 /// Parses a `show stat` answer: a `# pxname,svname,...` header, then one CSV row per proxy,
 /// server and listener. An error says what is missing or malformed.
-pub(crate) fn parse_rows(csv: &str) -> Result<Vec<StatRow>, String> {
+pub fn parse_rows(csv: &str) -> Result<Vec<StatRow>, String> {
     let mut lines = csv.lines().filter(|line| !line.trim().is_empty());
     let header = lines
         .next()

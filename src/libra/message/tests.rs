@@ -108,6 +108,28 @@ fn reply_echoes_the_request_with_extra_fields() {
     );
 }
 
+/// Found by fuzzing (fuzz/seeds/libra_message/crash-908f...): serde_json's best-effort float
+/// parse read this 50-digit number as an f64 that the reply then spelt as a different one.
+#[test]
+fn reply_echoes_numbers_as_they_were_read() {
+    let payload = br#"{"hpcs_action":"stats","extpcs_action":"stats","extrra":[1,33333333333333333333333333333333333333333333333335,null,{"k":"v"}]}"#;
+    let job = parse(payload).unwrap();
+    let mut echoed: Map<String, Value> =
+        serde_json::from_slice(&pass(job.request.clone(), Vec::new())).unwrap();
+    assert_eq!(echoed.remove("hpcs_response"), Some(json!("PASS")));
+    assert_eq!(echoed, job.request);
+    for number in [
+        "0.1",
+        "3.3333333333333327e49",
+        "1e-320",
+        "123456789012345678901234567890",
+    ] {
+        let read: Value = serde_json::from_str(number).unwrap();
+        let again: Value = serde_json::from_str(&read.to_string()).unwrap();
+        assert_eq!(read, again, "{number}");
+    }
+}
+
 #[test]
 fn archive_parses_the_seed_example() {
     let job = parse_value(json!({
