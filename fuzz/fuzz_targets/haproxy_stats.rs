@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use keepserver::libra::haproxy::stats::parse_rows;
+use keepserver::haproxy::stats::parse_rows;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

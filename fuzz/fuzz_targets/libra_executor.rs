@@ -1,5 +1,6 @@
-//! Fuzzes the pure part of the Libra executor: message -> typed model (`Site::new`) ->
-//! haproxy.cfg (`render`), for an IPv4 and an IPv6 bind address. The rendered file must be
+//! Fuzzes the pure part of the Libra executor: message -> typed model (`Site::new`) -> the
+//! shared HAProxy model (`Site::balancer`) -> haproxy.cfg (`render`), for an IPv4 and an IPv6
+//! bind address. The rendered file must be
 //! deterministic, hold no control character but its line ends, and have exactly one `frontend`
 //! and `backend` line per load balancer and one `server` line per node, naming that node: no
 //! value from the message can add or split a line.
@@ -9,8 +10,8 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use keepserver::libra::haproxy::model::{LoadBalancer, Site};
-use keepserver::libra::haproxy::{RuntimePaths, render};
+use keepserver::haproxy::{RuntimePaths, render};
+use keepserver::libra::site::{LoadBalancer, Site};
 use keepserver::libra::message::{self, Action};
 use libfuzzer_sys::fuzz_target;
 
@@ -34,9 +35,11 @@ fn check(site: &Site) {
     let paths = RuntimePaths {
         stats_socket: PathBuf::from("/run/keep'server/haproxy.sock"),
         pidfile: PathBuf::from("/run/keep'server/haproxy.pid"),
+        ping_script: PathBuf::from("/run/keep'server/ping-check.sh"),
     };
-    let cfg = render(site, &paths);
-    assert_eq!(cfg, render(site, &paths), "render is deterministic");
+    let balancer = site.balancer();
+    let cfg = render(&balancer, &paths);
+    assert_eq!(cfg, render(&balancer, &paths), "render is deterministic");
     assert!(cfg.ends_with('\n'));
     if let Some(c) = cfg.chars().find(|c| c.is_control() && *c != '\n') {
         panic!("control character {c:?} in\n{cfg}");
