@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use log::{debug, warn};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -64,6 +64,9 @@ pub enum ControlError {
     },
 }
 
+/// The longest request read; keepserver's own are a few hundred bytes.
+const MAX_REQUEST: u64 = 64 * 1024;
+
 /// How long a client waits for the daemon.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -109,7 +112,9 @@ async fn answer(
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    AsyncBufReader::new(read).read_line(&mut line).await?;
+    AsyncBufReader::new(read.take(MAX_REQUEST))
+        .read_line(&mut line)
+        .await?;
     let reply = match parse_request(&line) {
         Ok(request) => {
             let (tx, rx) = oneshot::channel();

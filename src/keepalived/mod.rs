@@ -112,7 +112,14 @@ impl fmt::Display for KeepalivedEvent {
     /// `kind=INSTANCE instance=VI_1 state=MASTER priority=100`, absent parts left out.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(i) = &self.instance {
-            write!(f, "kind={} instance=\"{}\" ", i.kind.as_str(), i.name)?;
+            // A name from the FIFO or a notify argument may hold anything: shown escaped, so a
+            // log line stays one line with its quotes where they belong.
+            write!(
+                f,
+                "kind={} instance=\"{}\" ",
+                i.kind.as_str(),
+                i.name.escape_debug()
+            )?;
         }
         write!(f, "state={}", self.state)?;
         if let Some(p) = self.priority {
@@ -444,6 +451,17 @@ mod tests {
         );
         let bare = parse_notify_args(&["BACKUP"]).unwrap();
         assert_eq!(bare.to_string(), "state=BACKUP");
+        let odd = full(
+            InstanceKind::Instance,
+            "VI\t\"1",
+            KeepalivedState::Master,
+            9,
+        );
+        assert_eq!(
+            odd.to_string(),
+            "kind=INSTANCE instance=\"VI\\t\\\"1\" state=MASTER priority=9",
+            "control characters and quotes in a name are escaped"
+        );
         for ev in [e, bare] {
             let json = serde_json::to_string(&ev).unwrap();
             assert_eq!(serde_json::from_str::<KeepalivedEvent>(&json).unwrap(), ev);
