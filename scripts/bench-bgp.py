@@ -14,7 +14,7 @@ Everything it creates (namespaces, processes, /var/run/frr/<pathspace>, the work
 on exit, also on failure or Ctrl-C. Needs root, iproute2 and FRR (Debian: frr). No traffic leaves
 the two namespaces.
 
-Usage: sudo scripts/bench-bgp.py [--toggles 20] [--settle 1.0] [--no-build]
+Usage (as root, or with sudo): scripts/bench-bgp.py [--toggles 20] [--settle 1.0] [--no-build]
 """
 
 import argparse

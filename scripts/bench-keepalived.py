@@ -25,7 +25,7 @@ once) the two nodes' processes compete for them. `--pin` puts each node (its kee
 keepserver and everything they start) on a core of its own, as two one-core machines.
 
 Usage (root; builds target/release/keepserver unless --no-build):
-    sudo scripts/bench-keepalived.py [--failovers 20] [--pin] [--no-build]
+    scripts/bench-keepalived.py [--failovers 20] [--pin] [--no-build]
 
 Everything it creates (namespaces, processes, temporary files) is removed when it ends, also on
 error or Ctrl-C. Nothing leaves the namespaces it creates.
