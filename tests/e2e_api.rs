@@ -1,0 +1,328 @@
+//! End-to-end smoke tests of the admin API: the real keepserver with an `api` section in a
+//! network namespace, the real HAProxy it configures, HTTP backends on the namespace's
+//! loopback and curl as the client. Objects are created over HTTP and traffic is checked through
+//! the listener; wrong or missing credentials get 401, a 1 MiB body 413, with nothing changed;
+//! kill -9 and restart restores every object; `serve: master` serves only while MASTER while
+//! the API answers in both roles; `reload` moves the listener and swaps the credential in place;
+//! TLS with a client CA refuses a client without a certificate. (tests/e2e_api_traffic.rs has
+//! the full traffic suite.)
+
+mod api_lab;
+mod common;
+
+use serde_json::{Value, json};
+
+use api_lab::*;
+use common::*;
+
+/// The front port the listeners of these tests take.
+const FRONT: u16 = 8080;
+
+/// A load balancer, a round-robin pool, a listener on [`FRONT`] and members A and B.
+fn create_site(lab: &ApiLab) {
+    lab.backend("A", 18081);
+    lab.backend("B", 18082);
+    lab.expect(
+        "POST",
+        "/api/haproxy/loadbalancers",
+        Some(&json!({"id": "lb1", "name": "site", "vip_address": "127.0.0.1"})),
+        201,
+    );
+    lab.expect(
+        "POST",
+        "/api/haproxy/pools",
+        Some(
+            &json!({"id": "pool1", "protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN",
+                     "loadbalancer_id": "lb1"}),
+        ),
+        201,
+    );
+    lab.expect(
+        "POST",
+        "/api/haproxy/listeners",
+        Some(
+            &json!({"id": "web", "protocol": "HTTP", "protocol_port": FRONT,
+                     "default_pool_id": "pool1", "loadbalancer_id": "lb1"}),
+        ),
+        201,
+    );
+    for (id, port) in [("a", 18081), ("b", 18082)] {
+        let member = lab.expect(
+            "POST",
+            "/api/haproxy/pools/pool1/members",
+            Some(&json!({"id": id, "address": "127.0.0.1", "protocol_port": port})),
+            201,
+        );
+        assert_eq!(member["protocol_port"], port);
+    }
+}
+
+fn both() -> Vec<String> {
+    vec!["A".to_string(), "B".to_string()]
+}
+
+#[test]
+fn objects_over_http_serve_traffic_refusals_change_nothing_and_restart_restores() {
+    let Some(mut lab) = ApiLab::start("api_smoke", LabSpec::default()) else {
+        return;
+    };
+    create_site(&lab);
+    lab.wait_until("traffic reaches both members", || {
+        lab.backends_seen(FRONT, 6) == Ok(both())
+    });
+    let pool = lab.expect("GET", "/api/haproxy/pools/pool1", None, 200);
+    assert_eq!(pool["members"].as_array().map(Vec::len), Some(2), "{pool}");
+    let cfg = std::fs::read_to_string(lab.haproxy_cfg()).expect("haproxy.cfg");
+    assert!(cfg.contains("balance roundrobin"), "{cfg}");
+
+    let before = lab.everything();
+    let cfg_before = std::fs::read(lab.haproxy_cfg()).expect("haproxy.cfg");
+    let change = json!({"address": "127.0.0.1", "protocol_port": 18083}).to_string();
+    let members = "/api/haproxy/pools/pool1/members";
+    // No credential, a wrong token, the right token as HTTP basic: 401 with the challenge.
+    for auth in [None, Some("Bearer wrong"), Some("Basic czNjcmV0LXRva2Vu")] {
+        let answer = lab.request(API_PORT, "POST", members, Some(&change), auth, &[]);
+        assert_eq!(answer.status, 401, "{auth:?}: {answer:?}");
+        assert_eq!(
+            answer.header("www-authenticate").as_deref(),
+            Some("Bearer realm=\"keepserver\""),
+            "{answer:?}"
+        );
+        assert_eq!(answer.body["error"], "unauthorized", "{answer:?}");
+    }
+    // A body over 1 MiB, bad JSON, the wrong content type, a bad id in the path.
+    let token = lab.authorization();
+    let huge = json!({"address": "127.0.0.1", "protocol_port": 18083, "name": "x".repeat(1 << 20)});
+    let answer = lab.request(
+        API_PORT,
+        "POST",
+        members,
+        Some(&huge.to_string()),
+        token.as_deref(),
+        &[],
+    );
+    assert_eq!(answer.status, 413, "{answer:?}");
+    assert_eq!(answer.body["error"], "payload too large", "{answer:?}");
+    let answer = lab.request(
+        API_PORT,
+        "POST",
+        members,
+        Some("{\"address\":"),
+        token.as_deref(),
+        &[],
+    );
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(
+        answer.body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not JSON")),
+        "{answer:?}"
+    );
+    let plain = [
+        "-H".to_string(),
+        "Content-Type: text/plain".to_string(),
+        "--data-binary".to_string(),
+        change.clone(),
+    ];
+    let answer = lab.request(API_PORT, "POST", members, None, token.as_deref(), &plain);
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let answer = lab.call("DELETE", "/api/haproxy/pools/pool%201", None);
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert_eq!(answer.body["field"], "id", "{answer:?}");
+    let answer = lab.call("GET", "/api/haproxy/nothing", None);
+    assert_eq!(answer.status, 404, "{answer:?}");
+    assert_eq!(lab.everything(), before, "refused requests changed nothing");
+    assert_eq!(
+        std::fs::read(lab.haproxy_cfg()).expect("haproxy.cfg"),
+        cfg_before,
+        "refused requests left haproxy.cfg alone"
+    );
+    assert_eq!(lab.backends_seen(FRONT, 4), Ok(both()));
+
+    // kill -9 and a new daemon: every object is back, and served.
+    lab.kill9_and_restart();
+    assert_eq!(
+        lab.everything(),
+        before,
+        "the restarted daemon has every object"
+    );
+    lab.wait_until("traffic after the restart", || {
+        lab.backends_seen(FRONT, 6) == Ok(both())
+    });
+    // And it still takes changes: member b goes, only A answers.
+    lab.expect("DELETE", "/api/haproxy/pools/pool1/members/b", None, 204);
+    lab.wait_until("only A answers", || {
+        lab.backends_seen(FRONT, 4) == Ok(vec!["A".to_string()])
+    });
+}
+
+#[test]
+fn serve_master_serves_only_while_master_and_the_api_answers_in_every_role() {
+    let spec = LabSpec {
+        serve: "master",
+        ..LabSpec::default()
+    };
+    let Some(lab) = ApiLab::start("api_roles", spec) else {
+        return;
+    };
+    // SLAVE: the API takes the whole site, HAProxy does not serve it.
+    create_site(&lab);
+    lab.wait_until("SLAVE settles", || lab.ws.settled("SLAVE", false));
+    assert!(
+        lab.get(FRONT, 1)[0].is_err(),
+        "nothing serves on SLAVE:\n{}",
+        lab.report()
+    );
+    assert!(
+        lab.haproxy_cfg().exists(),
+        "the config is written for MASTER"
+    );
+    // MASTER: HAProxy serves it.
+    lab.ns.add_addr(&format!("{VIP}/24"));
+    lab.wait_until("MASTER serves the site", || {
+        lab.backends_seen(FRONT, 4) == Ok(both())
+    });
+    let listeners = lab.expect("GET", "/api/haproxy/listeners", None, 200);
+    assert_eq!(listeners.as_array().map(Vec::len), Some(1));
+    // SLAVE again: HAProxy stops, the API still answers and takes changes.
+    lab.ns.del_addr(&format!("{VIP}/24"));
+    lab.wait_until("SLAVE stops serving", || lab.get(FRONT, 1)[0].is_err());
+    lab.expect("DELETE", "/api/haproxy/pools/pool1/members/a", None, 204);
+    let pool = lab.expect("GET", "/api/haproxy/pools/pool1", None, 200);
+    assert_eq!(pool["members"].as_array().map(Vec::len), Some(1), "{pool}");
+    lab.ns.add_addr(&format!("{VIP}/24"));
+    lab.wait_until("MASTER serves the changed site", || {
+        lab.backends_seen(FRONT, 4) == Ok(vec!["B".to_string()])
+    });
+}
+
+#[test]
+fn reload_moves_the_listener_and_swaps_the_credential_in_place() {
+    let Some(mut lab) = ApiLab::start("api_reload", LabSpec::default()) else {
+        return;
+    };
+    let old_auth = lab.authorization();
+    // A secret file others may read is refused at reload: the old door stays.
+    lab.spec.auth = LabAuth::Token("new-token".into());
+    lab.write_secrets(0o644);
+    lab.daemon().signal(nix::sys::signal::Signal::SIGHUP);
+    let refused = || {
+        lab.ws
+            .read("daemon.out")
+            .contains("the admin API keeps its previous listen address")
+    };
+    lab.wait_until("the bad secret file is refused", refused);
+    let answer = lab.request(
+        API_PORT,
+        "GET",
+        "/api/haproxy/pools",
+        None,
+        old_auth.as_deref(),
+        &[],
+    );
+    assert_eq!(answer.status, 200, "the old token still works: {answer:?}");
+
+    // A good file and a new port: the API moves, the new token is in force.
+    lab.write_secrets(0o600);
+    lab.write_config(API_PORT + 1);
+    lab.daemon().signal(nix::sys::signal::Signal::SIGHUP);
+    let new_auth = lab.authorization();
+    lab.wait_until("the API answers on the new port", || {
+        lab.request(
+            API_PORT + 1,
+            "GET",
+            "/api/haproxy/pools",
+            None,
+            new_auth.as_deref(),
+            &[],
+        )
+        .status
+            == 200
+    });
+    let old = lab.request(
+        API_PORT + 1,
+        "GET",
+        "/api/haproxy/pools",
+        None,
+        old_auth.as_deref(),
+        &[],
+    );
+    assert_eq!(old.status, 401, "the old token is refused: {old:?}");
+    let gone = lab.request(
+        API_PORT,
+        "GET",
+        "/api/haproxy/pools",
+        None,
+        new_auth.as_deref(),
+        &[],
+    );
+    assert_eq!(gone.status, 0, "nothing listens on the old port: {gone:?}");
+}
+
+#[test]
+fn a_secret_file_others_can_read_stops_the_start() {
+    let Some(mut lab) = ApiLab::start("api_mode", LabSpec::default()) else {
+        return;
+    };
+    lab.daemon().signal(nix::sys::signal::Signal::SIGTERM);
+    let status = lab.daemon().wait_exit(DEADLINE);
+    assert!(status.is_some(), "{}", lab.report());
+    lab.write_secrets(0o640);
+    let mut d = Daemon::launch(&lab.ns, &lab.ws);
+    let status = d.wait_exit(DEADLINE).expect("the daemon refuses to start");
+    assert!(!status.success(), "{}", lab.report());
+    let out = lab.ws.read("daemon.out");
+    assert!(out.contains("chmod 600"), "{out}");
+}
+
+#[test]
+fn tls_with_a_client_ca_needs_a_client_certificate() {
+    let spec = LabSpec {
+        tls: Some(true),
+        auth: LabAuth::Basic("admin".into(), "pa55word".into()),
+        ..LabSpec::default()
+    };
+    let Some(lab) = ApiLab::start("api_tls", spec) else {
+        return;
+    };
+    let auth = lab.authorization();
+    let with_cert = lab.call("GET", "/api/haproxy/pools", None);
+    assert_eq!(with_cert.status, 200, "{with_cert:?}");
+    assert_eq!(with_cert.body, Value::Array(vec![]));
+    let without = lab.request(
+        API_PORT,
+        "GET",
+        "/api/haproxy/pools",
+        None,
+        auth.as_deref(),
+        &lab.tls_args(false),
+    );
+    assert_eq!(
+        without.status, 0,
+        "no client certificate, no answer: {without:?}"
+    );
+    let plain = lab.ns.exec(&[
+        "curl",
+        "-sS",
+        "--max-time",
+        "5",
+        "http://127.0.0.1:9180/api/haproxy/pools",
+    ]);
+    assert!(
+        !plain.stdout.contains("["),
+        "plain HTTP is not served: {plain}"
+    );
+    let wrong = lab.request(
+        API_PORT,
+        "GET",
+        "/api/haproxy/pools",
+        None,
+        Some("Basic YWRtaW46d3Jvbmc="),
+        &lab.tls_args(true),
+    );
+    assert_eq!(wrong.status, 401, "{wrong:?}");
+    assert_eq!(
+        wrong.header("www-authenticate").as_deref(),
+        Some("Basic realm=\"keepserver\"")
+    );
+}
