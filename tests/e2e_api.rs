@@ -8,7 +8,9 @@
 //! the full traffic suite.)
 
 mod api_lab;
+mod bgp;
 mod common;
+mod frr;
 
 use serde_json::{Value, json};
 
@@ -325,4 +327,95 @@ fn tls_with_a_client_ca_needs_a_client_certificate() {
         wrong.header("www-authenticate").as_deref(),
         Some("Basic realm=\"keepserver\"")
     );
+}
+
+/// A request to `/api/quagga` of the daemon in `ns` (no auth): status and body.
+fn quagga(ns: &Netns, method: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut args = vec![
+        "curl".to_string(),
+        "-sS".into(),
+        "-X".into(),
+        method.into(),
+        "-w".into(),
+        "\n%{http_code}".into(),
+    ];
+    if let Some(body) = body {
+        args.extend([
+            "-H".into(),
+            "Content-Type: application/json".into(),
+            "-d".into(),
+            body.to_string(),
+        ]);
+    }
+    args.push("http://127.0.0.1:9180/api/quagga".into());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ns.exec(&refs);
+    let (body, status) = out.stdout.rsplit_once('\n').unwrap_or(("", ""));
+    (
+        status.trim().parse::<u16>().unwrap_or(0),
+        serde_json::from_str::<Value>(body).unwrap_or(Value::Null),
+    )
+}
+
+/// `/api/quagga` sets the BGP peering at run time: the router gets the API's VIP; the stored
+/// peering is in force again after kill -9 and restart; DELETE gives the announcer back to
+/// config.yaml's `bgp` section.
+#[test]
+fn quagga_sets_the_announced_peering_at_run_time_and_after_a_restart() {
+    let Some(mut lab) = bgp::BgpLab::prepare("api_quagga", &bgp::LabSpec::default()) else {
+        return;
+    };
+    let mut text = lab.ws.read("config.yaml");
+    text.push_str("api:\n  listen: 127.0.0.1:9180\n  serve: always\n  peer-name: node1\n");
+    lab.ws.write("config.yaml", &text);
+    lab.start_keepserver();
+    lab.wait_session();
+    lab.add_vip();
+    lab.wait("config.yaml's VIP is announced", DEADLINE, || {
+        lab.router_has(bgp::PREFIX)
+    });
+    let peering = json!({
+        "hostname": "node",
+        "inter_as_number": bgp::NODE_AS,
+        "vm_addr": bgp::NODE_ADDR,
+        "primary_gateway_addr": bgp::ROUTER_ADDR,
+        "router_as_number": bgp::ROUTER_AS,
+        "vip_addr": "192.0.2.20",
+    });
+    let (status, body) = quagga(&lab.node, "POST", Some(&peering));
+    assert_eq!(status, 200, "{body}\n{}", lab.report());
+    assert_eq!(body["vip_addr"], "192.0.2.20");
+    lab.wait("the API's VIP replaces config.yaml's", DEADLINE, || {
+        lab.router_has("192.0.2.20/32") && !lab.router_has(bgp::PREFIX)
+    });
+    assert_eq!(quagga(&lab.node, "GET", None), (200, body.clone()));
+
+    let killed = lab.daemon();
+    killed.signal(nix::sys::signal::Signal::SIGKILL);
+    assert!(
+        wait_for(|| !killed.alive(), DEADLINE),
+        "kill -9 ends the daemon"
+    );
+    lab.start_keepserver();
+    lab.wait(
+        "the restarted daemon says the stored peering is in force",
+        DEADLINE,
+        || {
+            lab.log().contains(
+                "the stored /api/quagga peering is in force local_as=65001 vip=192.0.2.20",
+            )
+        },
+    );
+    lab.wait(
+        "the API's VIP is announced after the restart",
+        DEADLINE,
+        || lab.router_has("192.0.2.20/32") && !lab.router_has(bgp::PREFIX),
+    );
+
+    let (status, _) = quagga(&lab.node, "DELETE", None);
+    assert_eq!(status, 204, "{}", lab.report());
+    lab.wait("config.yaml's VIP is announced again", DEADLINE, || {
+        lab.router_has(bgp::PREFIX) && !lab.router_has("192.0.2.20/32")
+    });
+    assert_eq!(quagga(&lab.node, "GET", None).0, 404);
 }

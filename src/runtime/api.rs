@@ -67,6 +67,18 @@ impl AdminApi {
         });
         let mut service = Service::open(section, haproxy, changed).await?;
         let quagga = service.store().quagga().cloned();
+        if let Some(q) = &quagga {
+            info!(
+                "admin API: the stored /api/quagga peering is in force local_as={} vip={} \
+                 neighbors={}{}",
+                q.inter_as_number,
+                q.vip_addr,
+                q.primary_gateway_addr,
+                q.secondary_gateway_addr
+                    .map(|a| format!(",{a}"))
+                    .unwrap_or_default()
+            );
+        }
         service.set_bgp_hook(bgp_hook(config, &tx));
         let (calls, requests) = mpsc::channel(QUEUE);
         let (hooks, new_hooks) = mpsc::unbounded_channel();
