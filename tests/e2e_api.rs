@@ -419,3 +419,49 @@ fn quagga_sets_the_announced_peering_at_run_time_and_after_a_restart() {
     });
     assert_eq!(quagga(&lab.node, "GET", None).0, 404);
 }
+
+/// Concurrent writes are carried out one at a time: a burst of 20 member creations all land,
+/// and the pool, haproxy.cfg and the store file agree on them.
+#[test]
+fn a_burst_of_concurrent_writes_all_land() {
+    let Some(lab) = ApiLab::start("api_burst", LabSpec::default()) else {
+        return;
+    };
+    create_site(&lab);
+    let auth = lab.authorization().expect("a token");
+    let mut script = String::from("set -e\n");
+    for i in 0..20 {
+        script.push_str(&format!(
+            "curl -sS -o /dev/null -w '%{{http_code}}\\n' -X POST -H 'Authorization: {auth}' \
+             -H 'Content-Type: application/json' \
+             -d '{{\"id\": \"m{i}\", \"address\": \"127.0.0.1\", \"protocol_port\": {}}}' \
+             http://127.0.0.1:{API_PORT}/api/haproxy/pools/pool1/members > {}/burst-{i} &\n",
+            20000 + i,
+            lab.ws.dir().display()
+        ));
+    }
+    script.push_str("wait\n");
+    let out = lab.ns.exec(&["sh", "-c", &script]);
+    assert!(out.ok(), "{out}");
+    for i in 0..20 {
+        assert_eq!(
+            lab.ws.read(&format!("burst-{i}")).trim(),
+            "201",
+            "member m{i}"
+        );
+    }
+    let pool = lab.expect("GET", "/api/haproxy/pools/pool1", None, 200);
+    let ids: Vec<&str> = pool["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 22, "{pool}");
+    let cfg = std::fs::read_to_string(lab.haproxy_cfg()).expect("haproxy.cfg");
+    let store = lab.ws.read("api-store.json");
+    for i in 0..20 {
+        assert!(cfg.contains(&format!("127.0.0.1:{}", 20000 + i)), "{cfg}");
+        assert!(store.contains(&format!("\"m{i}\"")), "{store}");
+    }
+}
