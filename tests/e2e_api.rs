@@ -224,11 +224,40 @@ fn reload_moves_the_listener_and_swaps_the_credential_in_place() {
     );
     assert_eq!(answer.status, 200, "the old token still works: {answer:?}");
 
-    // A good file and a new port: the API moves, the new token is in force.
+    // A good file and a port that is taken: the new token is in force, on the old port.
     lab.write_secrets(0o600);
+    let taken = API_PORT + 10;
+    let holder = format!(
+        "import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', {taken}))\n\
+         s.listen()\nopen('{}', 'w').close()\ntime.sleep(300)\n",
+        lab.ws.path("taken").display()
+    );
+    lab.spawn_helper(&["python3", "-c", &holder], "holder.log");
+    lab.wait_until("the port is taken", || lab.ws.path("taken").exists());
+    lab.write_config(taken);
+    lab.daemon().signal(nix::sys::signal::Signal::SIGHUP);
+    lab.wait_until("the taken port is refused", || {
+        lab.ws.read("daemon.out").contains(&format!(
+            "cannot listen for the admin API on 127.0.0.1:{taken}"
+        ))
+    });
+    let new_auth = lab.authorization();
+    let answer = lab.request(
+        API_PORT,
+        "GET",
+        "/api/haproxy/pools",
+        None,
+        new_auth.as_deref(),
+        &[],
+    );
+    assert_eq!(
+        answer.status, 200,
+        "the old port, the new token: {answer:?}"
+    );
+
+    // A free port: the API moves.
     lab.write_config(API_PORT + 1);
     lab.daemon().signal(nix::sys::signal::Signal::SIGHUP);
-    let new_auth = lab.authorization();
     lab.wait_until("the API answers on the new port", || {
         lab.request(
             API_PORT + 1,

@@ -410,10 +410,20 @@ openssl x509 -req -in client.pem.csr -CA ca.pem -CAkey ca.key -CAcreateserial -o
         answer.body
     }
 
-    /// Starts an HTTP backend `backend=NAME` on 127.0.0.1:`port`, killed with the namespace.
+    /// Starts `args` in the namespace, output to `log` in the workspace; killed and reaped
+    /// when the lab ends.
+    pub fn spawn_helper(&self, args: &[&str], log: &str) {
+        let child = self.ns.spawn(args, &self.ws.path(log));
+        self.helpers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(child);
+    }
+
+    /// Starts an HTTP backend `backend=NAME` on 127.0.0.1:`port`.
     pub fn backend(&self, name: &str, port: u16) {
         let file = self.ws.path(&format!("backend-{name}.port"));
-        let child = self.ns.spawn(
+        self.spawn_helper(
             &[
                 "python3",
                 &lab_py(),
@@ -423,12 +433,8 @@ openssl x509 -req -in client.pem.csr -CA ca.pem -CAkey ca.key -CAcreateserial -o
                 "--port",
                 &port.to_string(),
             ],
-            &self.ws.path(&format!("backend-{name}.log")),
+            &format!("backend-{name}.log"),
         );
-        self.helpers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(child);
         self.wait_until(&format!("backend {name} listens"), || {
             std::fs::read_to_string(&file).is_ok_and(|t| !t.trim().is_empty())
         });
