@@ -211,7 +211,8 @@ fn reload_moves_the_listener_and_swaps_the_credential_in_place() {
     let refused = || {
         lab.ws
             .read("daemon.out")
-            .contains("the admin API keeps its previous listen address")
+            .contains("reload refused, keeping the running configuration")
+            && lab.ws.read("daemon.out").contains("`api.auth.token-file`")
     };
     lab.wait_until("the bad secret file is refused", refused);
     let answer = lab.request(
@@ -314,10 +315,19 @@ fn reload_moves_the_listener_and_swaps_the_credential_in_place() {
 }
 
 #[test]
-fn a_secret_file_others_can_read_stops_the_start() {
+fn a_secret_file_others_can_read_stops_the_start_and_check_refuses_it() {
     let Some(mut lab) = ApiLab::start("api_mode", LabSpec::default()) else {
         return;
     };
+    let plan = lab.ws.cli(&["check"]);
+    assert!(plan.ok(), "{plan}");
+    assert!(
+        plan.stdout.contains(&format!(
+            "Admin API: HTTP on 127.0.0.1:{API_PORT} (bearer token in {})",
+            lab.ws.path("secret").display()
+        )),
+        "{plan}"
+    );
     lab.daemon().signal(nix::sys::signal::Signal::SIGTERM);
     let status = lab.daemon().wait_exit(DEADLINE);
     assert!(status.is_some(), "{}", lab.report());
@@ -327,6 +337,12 @@ fn a_secret_file_others_can_read_stops_the_start() {
     assert!(!status.success(), "{}", lab.report());
     let out = lab.ws.read("daemon.out");
     assert!(out.contains("chmod 600"), "{out}");
+    let check = lab.ws.cli(&["check"]);
+    assert_eq!(check.code, Some(2), "{check}");
+    assert!(
+        check.text().contains("key `api.auth.token-file`") && check.text().contains("mode 0640"),
+        "{check}"
+    );
 }
 
 #[test]

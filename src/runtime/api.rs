@@ -6,9 +6,10 @@
 //! effective `bgp` section is the peering's while there is one, config.yaml's otherwise.
 //!
 //! `reload` applies `listen`, `auth` and `tls` in place: the secret and PEM files are read
-//! again, and the socket is bound anew only when `listen` changed. A new door or socket that
-//! cannot be had is logged and the old one kept (a new `listen` is not bound while the new
-//! door failed, so a moved listener never goes without its credentials). `serve` follows the
+//! again (the host checks refused the reload already if they cannot be used), and the socket is
+//! bound anew only when `listen` changed. A new door or socket that cannot be had all the same
+//! is logged and the old one kept (a new `listen` is not bound while the new door failed, so a
+//! moved listener never goes without its credentials). `serve` follows the
 //! reload through the core; the other keys of the section take effect at the next start. A
 //! reload that enables the Libra worker is refused while the API runs (both would own HAProxy).
 
