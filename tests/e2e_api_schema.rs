@@ -1,7 +1,8 @@
 //! The admin API against its own OpenAPI document, by schemathesis (PyPI): property-based
 //! requests, valid and invalid, to every operation of the live daemon (real HAProxy behind it,
 //! in a network namespace of its own), checking that no answer is a 5xx, that every status,
-//! content type and body is one the document describes, and that invalid requests are refused.
+//! content type and body is one the document describes, that invalid requests are refused, that
+//! what a POST made can be read and what a DELETE removed cannot (following the document's links).
 //! The seed is fixed so a failure can be replayed (`KEEPSERVER_SCHEMATHESIS_SEED` picks
 //! another); `KEEPSERVER_SCHEMATHESIS_EXAMPLES` sets the examples per operation (default 25).
 
@@ -102,7 +103,8 @@ fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
             .args([
                 "--checks",
                 "not_a_server_error,status_code_conformance,content_type_conformance,\
-                 response_schema_conformance,negative_data_rejection",
+                 response_schema_conformance,response_headers_conformance,\
+                 negative_data_rejection,use_after_free,ensure_resource_availability",
             ])
             .args([
                 "--max-examples",
