@@ -177,6 +177,7 @@ pub fn plan_text(config: &Config) -> String {
         let _ = writeln!(out, "Libra worker: disabled");
     }
     bgp_plan(&mut out, config.bgp.as_ref());
+    api_plan(&mut out, config.api.as_ref());
     let _ = writeln!(
         out,
         "{} in {}; pidfile {}; control socket {}",
@@ -186,6 +187,51 @@ pub fn plan_text(config: &Config) -> String {
         app.control_socket.display()
     );
     out
+}
+
+/// The admin API's line of the plan.
+fn api_plan(out: &mut String, api: Option<&crate::config::Api>) {
+    use crate::config::api::{Auth, Serve};
+    let Some(api) = api else {
+        let _ = writeln!(out, "Admin API: disabled");
+        return;
+    };
+    let auth = match &api.auth {
+        None => "no authentication".to_string(),
+        Some(Auth::Basic {
+            username,
+            password_file,
+        }) => format!(
+            "HTTP basic as {username}, password in {}",
+            password_file.display()
+        ),
+        Some(Auth::Token { token_file }) => {
+            format!("bearer token in {}", token_file.display())
+        }
+    };
+    let tls = match &api.tls {
+        None => "HTTP".to_string(),
+        Some(tls) => format!(
+            "HTTPS with {}{}",
+            tls.certificate.display(),
+            tls.client_ca.as_ref().map_or(String::new(), |ca| format!(
+                ", client certificates from {}",
+                ca.display()
+            ))
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "Admin API: {tls} on {} ({auth}); objects in {}; HAProxy {} in {} serving {}",
+        api.listen,
+        api.store.display(),
+        api.haproxy.config.display(),
+        api.haproxy.runtime_dir.display(),
+        match api.serve {
+            Serve::Master => "while MASTER",
+            Serve::Always => "in every role",
+        }
+    );
 }
 
 /// The BGP announcer's line of the plan.

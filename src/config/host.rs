@@ -1,7 +1,8 @@
 //! Checks of a loaded config against the machine, which reading the file cannot make: is each
 //! hook's program there and executable (a relative one is taken from the workspace, where hooks
-//! run), and is the NIC there in the network namespace the daemon runs in. Each finding names
-//! key, file and line like a load error.
+//! run), is the NIC there in the network namespace the daemon runs in, and can the admin API's
+//! secret and TLS files be used (`check` and `reload` refuse them as the start would). Each
+//! finding names key, file and line like a load error.
 //!
 //! Whether a finding refuses the config or only warns depends on what it is for ([`Purpose`]):
 //! `check` and `reload` refuse a plain hook (run directly, see [`crate::hooks`]) whose program is
@@ -86,7 +87,38 @@ pub fn host_problems(
     if let Some(nic) = &ks.nic {
         nic_problem(config, nic, purpose, nic_exists(nic), &mut report);
     }
+    if let Some(api) = &config.api {
+        let found = api_problems(config, api);
+        match purpose {
+            Purpose::Start => report.warnings.extend(found),
+            Purpose::Check | Purpose::Reload { .. } => report.errors.extend(found),
+        }
+    }
     report
+}
+
+/// What keeps the admin API's front door from opening: a secret file that cannot be read, is
+/// empty or is readable by group or others, a TLS file that is not the PEM it should be (the
+/// daemon refuses to start without them).
+fn api_problems(config: &Config, api: &super::Api) -> Vec<KeyProblem> {
+    let mut found = Vec::new();
+    if let Err(e) = crate::api::auth::Gate::load(api.auth.as_ref()) {
+        let key = match api.auth {
+            Some(super::api::Auth::Basic { .. }) => "api.auth.password-file",
+            _ => "api.auth.token-file",
+        };
+        found.push(config.positions.problem(&config.file, key, e.to_string()));
+    }
+    if let Some(tls) = &api.tls
+        && let Err(e) = crate::api::tls::acceptor(tls)
+    {
+        let key = match &e {
+            crate::api::tls::TlsError::File { what, .. } => format!("api.tls.{what}"),
+            crate::api::tls::TlsError::Config(_) => "api.tls.key".to_string(),
+        };
+        found.push(config.positions.problem(&config.file, &key, e.to_string()));
+    }
+    found
 }
 
 /// What is wrong with the program of hook `command`, and whether the command is plain (run
