@@ -15,9 +15,10 @@ pub mod model;
 mod process;
 pub mod render;
 pub mod runtime_diff;
+mod servers_state;
 pub mod stats;
 
-pub use driver::{Haproxy, HaproxySettings};
+pub use driver::{Applied, Haproxy, HaproxySettings};
 pub use error::HaproxyError;
 pub use model::{Balancer, ModelError};
 pub use render::{RuntimePaths, render};
