@@ -616,7 +616,7 @@ def render(r):
 def paths(p):
     text = f"runtime {p['runtime']}, reload {p['reload']}"
     if p["fell_back"]:
-        text += f", fell back {p['fell_back']}: {'; '.join(p['fallback_reasons'])}"
+        text += f" (of which {p['fell_back']} fell back, the first: {p['fallback_reasons'][0]})"
     return text
 
 
