@@ -267,8 +267,13 @@ class KsLog:
         with open(self.path, "rb") as f:
             f.seek(self.at)
             text = f.read().decode(errors="replace")
-        actions = re.findall(r"haproxy configuration applied action=(\w+)", text)
+        applied = re.findall(r"haproxy configuration applied action=(\w+) commands=\d+ "
+                             r"ms=(\d+) checked_ms=(\d+)", text)
+        actions = [a for a, _, _ in applied]
+        runtime = [(int(ms), int(checked)) for a, ms, checked in applied if a == "runtime"]
         return {
+            "runtime_apply_ms": stats([ms for ms, _ in runtime]),
+            "runtime_checked_ms": stats([c for _, c in runtime]),
             "runtime": actions.count("runtime"),
             "reload": actions.count("reload"),
             "written": actions.count("written"),
@@ -615,6 +620,10 @@ def render(r):
 
 def paths(p):
     text = f"runtime {p['runtime']}, reload {p['reload']}"
+    if p["runtime"]:
+        text += (f"; a runtime change in the driver: p50 {fmt(p['runtime_apply_ms']['p50'])} ms, "
+                 f"of which up to the checked file swapped in (render, write, haproxy -c, rename) "
+                 f"{fmt(p['runtime_checked_ms']['p50'])} ms")
     if p["fell_back"]:
         text += f" (of which {p['fell_back']} fell back, the first: {p['fallback_reasons'][0]})"
     return text

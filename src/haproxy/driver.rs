@@ -215,6 +215,7 @@ impl Haproxy {
             _ => None,
         };
         self.install(&text).await?;
+        let installed_after = began.elapsed();
         let activated = match (&running, &plan) {
             (Some(table), Some(changes)) => {
                 self.change_or_reload(table, changes, balancer, &text).await
@@ -246,8 +247,10 @@ impl Haproxy {
             _ => 0,
         };
         info!(
-            "haproxy configuration applied action={action} commands={commands} ms={}",
-            began.elapsed().as_millis()
+            "haproxy configuration applied action={action} commands={commands} ms={} \
+             checked_ms={}",
+            began.elapsed().as_millis(),
+            installed_after.as_millis()
         );
         Ok(applied)
     }
