@@ -10,9 +10,10 @@ What it does (Python 3 standard library; run as root: it creates a network names
 2. Creates a temp dir and a network namespace holding ``lo`` and a veth pair ``ksa0``/``ksa0p``
    (up), the VIP 192.0.2.10/24 (TEST-NET-1) on ``ksa0``. All traffic is on the namespace's
    loopback.
-3. Re-runs this script inside the namespace (``--inner``): it starts ``--backends`` tiny HTTP
-   backends (one thread each in one process; HTTP/1.1 keep-alive; the body and an X-Backend
-   header name the backend) and keepserver with an ``api`` section (``serve: always``, so
+3. Re-runs this script inside the namespace (``--inner``): it starts ``--backends`` HTTP
+   backends (a second HAProxy of its own, one frontend per port answering 200 with
+   ``http-request return``; HTTP/1.1 keep-alive; the body and an X-Backend header name the
+   backend) and keepserver with an ``api`` section (``serve: always``, so
    HAProxy serves whatever the role), and drives the API over HTTP (one keep-alive connection,
    like a client's session), one request at a time.
 
@@ -58,7 +59,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -162,35 +162,18 @@ def stop_inner(p):
 
 
 # --------------------------------------------------------------------------------------------
-# Backends (a separate process, one thread per port)
+# Backends: a second HAProxy of the benchmark's own, one frontend per port answering its name
 
 
-def serve_backends(port0, count):
-    import http.server
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self):
-            body = self.server.name.encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("X-Backend", self.server.name)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_):
-            pass
-
-    servers = []
+def backends_config(port0, count):
+    lines = ["global", "    maxconn 4000", "defaults", "    mode http",
+             "    timeout client 30s", "    timeout connect 5s", "    timeout server 30s"]
     for i in range(count):
-        s = http.server.ThreadingHTTPServer(("127.0.0.1", port0 + i), Handler)
-        s.daemon_threads = True
-        s.name = f"b{port0 + i}"
-        servers.append(s)
-        threading.Thread(target=s.serve_forever, daemon=True).start()
-    print("ready", flush=True)
-    signal.sigwait([signal.SIGTERM, signal.SIGINT])
+        name = f"b{port0 + i}"
+        lines += [f"frontend {name}", f"    bind 127.0.0.1:{port0 + i}",
+                  f'    http-request return status 200 content-type text/plain string "{name}" '
+                  f'hdr X-Backend "{name}"']
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,12 +292,13 @@ class Inner:
 
     def start(self):
         blog = os.path.join(self.tmp, "backends.out")
-        b = subprocess.Popen([sys.executable, "-u", SCRIPT, "--serve-backends",
-                              str(BACKEND_PORT0), str(self.cfg["backends"])],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=open(blog, "ab"), start_new_session=True)
+        bcfg = os.path.join(self.tmp, "backends.cfg")
+        with open(bcfg, "w") as f:
+            f.write(backends_config(BACKEND_PORT0, self.cfg["backends"]))
+        b = start_group(["haproxy", "-db", "-f", bcfg], blog)
         self.procs.append(("backends", b))
-        if b.stdout.readline().strip() != b"ready":
+        last = BACKEND_PORT0 + self.cfg["backends"] - 1
+        if not wait_port(last, 10, lambda: b.poll() is None):
             raise CannotRun("the backends did not start:\n" + tail(blog))
         ws = os.path.join(self.tmp, "ks")
         os.makedirs(ws, exist_ok=True)
@@ -533,15 +517,16 @@ def parse_wrk(text):
         m = re.search(pattern, text)
         return int(m.group(1)) if m else 0
 
-    socket_errors = 0
+    socket_errors, kinds = 0, {}
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     if m:
-        socket_errors = sum(int(x) for x in m.groups())
+        kinds = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups())))
+        socket_errors = sum(kinds.values())
     requests = num(r"(\d+) requests in")
     non2xx = num(r"Non-2xx or 3xx responses: (\d+)")
     rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
     return {"requests": requests, "non_2xx_3xx": non2xx, "socket_errors": socket_errors,
-            "failed": non2xx + socket_errors, "rps": float(rate.group(1)) if rate else None}
+            "socket_error_kinds": kinds, "failed": non2xx + socket_errors, "rps": float(rate.group(1)) if rate else None}
 
 
 def inner_main(cfg_path):
@@ -647,15 +632,11 @@ def parse_args():
     p.add_argument("--watchdog", type=int, default=1800, help="abort after this many seconds")
     p.add_argument("--logs", help="copy configs and logs to this directory")
     p.add_argument("--inner", help=argparse.SUPPRESS)
-    p.add_argument("--serve-backends", nargs=2, type=int, help=argparse.SUPPRESS)
     return p.parse_args()
 
 
 def main():
     args = parse_args()
-    if args.serve_backends:
-        serve_backends(*args.serve_backends)
-        return 0
     if args.inner:
         return inner_main(args.inner)
     set_log_prefix("bench-api")
