@@ -2,7 +2,8 @@
 //! only: a member added serves with the same master and worker (no reload), weight, drain
 //! (weight 0) and maintenance are applied, a member removed is gone, the file agrees and a
 //! restart from it has the same servers; anything else reloads, and so does a runtime change
-//! that fails or leaves the worker disagreeing with the model.
+//! that fails or leaves the worker disagreeing with the model. The admin API's service takes the
+//! same path for its member requests.
 //!
 //! Every test has its own temporary directory and a guard that SIGKILLs every process whose
 //! command line names that directory when the test ends, passed or panicked. Backends are small
@@ -11,12 +12,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use keepserver::api::Kind;
+use keepserver::api::service::{Operation, Service};
+use keepserver::config::Api;
+use keepserver::config::api::{ApiHaproxy, Serve};
 use keepserver::haproxy::driver::{Applied, Haproxy, HaproxySettings};
 use keepserver::haproxy::model::{Balance, Balancer, Listener, Member, Mode, Name, Pool};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 
@@ -72,10 +79,10 @@ fn alive(pid: i32) -> bool {
 struct Fixture {
     // Declared first: dropped first, before the directory goes.
     _guard: Guard,
-    haproxy: Haproxy,
+    haproxy: Arc<Haproxy>,
     config: PathBuf,
     runtime_dir: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Fixture {
@@ -90,7 +97,7 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("haproxy.cfg");
         let runtime_dir = dir.path().join("run");
-        let haproxy = Haproxy::new(HaproxySettings::new(&config, &runtime_dir));
+        let haproxy = Arc::new(Haproxy::new(HaproxySettings::new(&config, &runtime_dir)));
         Fixture {
             _guard: Guard {
                 dir: dir.path().to_owned(),
@@ -98,8 +105,31 @@ impl Fixture {
             haproxy,
             config,
             runtime_dir,
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// The admin API's service on this HAProxy, its store in the test's directory.
+    async fn service(&self) -> Service {
+        let api = Api {
+            listen: (LOCALHOST, 9180).into(),
+            auth: None,
+            tls: None,
+            certificates: self.dir.path().join("certificates"),
+            store: self.dir.path().join("api-store.json"),
+            serve: Serve::Always,
+            bind: LOCALHOST,
+            peers_section: name("lb"),
+            peer_name: name("node1"),
+            haproxy: ApiHaproxy {
+                config: self.config.clone(),
+                binary: PathBuf::from("haproxy"),
+                runtime_dir: self.runtime_dir.clone(),
+            },
+        };
+        Service::open(&api, self.haproxy.clone(), Box::new(|| {}))
+            .await
+            .expect("the service opens")
     }
 
     fn config_text(&self) -> String {
@@ -476,4 +506,51 @@ async fn other_changes_and_failed_runtime_changes_reload() {
     let servers = fx.servers("be-web").await;
     assert_eq!((servers["a"].1, servers["b"].1), (10, 5));
     assert_eq!(answering(port, 6).await, set(&["a", "b"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_apis_member_requests_take_the_runtime_path() {
+    let fx = Fixture::new();
+    let (a, b) = (backend("a").await, backend("b").await);
+    let port = free_port();
+    let mut service = fx.service().await;
+    let pool = || Kind::Member(name("web-pool"));
+    let mut expect = async |operation: Operation, status: u16| {
+        let reply = service.handle(operation).await;
+        assert_eq!(reply.status, status, "{:?}", reply.body);
+    };
+    let listener = json!({"id": "web", "protocol": "HTTP", "protocol_port": port});
+    expect(Operation::Create(Kind::Listener, listener), 201).await;
+    let web_pool = json!({"id": "web-pool", "protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN",
+                          "listener_id": "web"});
+    expect(Operation::Create(Kind::Pool, web_pool), 201).await;
+    let member_a = json!({"id": "a", "address": "127.0.0.1", "protocol_port": a.port});
+    expect(Operation::Create(pool(), member_a), 201).await;
+    // The core starts HAProxy (the service never does).
+    fx.haproxy.start().await.expect("start");
+    assert_eq!(answering(port, 4).await, set(&["a"]));
+    let before = fx.processes().await;
+
+    let member_b = json!({"id": "b", "address": "127.0.0.1", "protocol_port": b.port});
+    expect(Operation::Create(pool(), member_b), 201).await;
+    assert_eq!(answering(port, 6).await, set(&["a", "b"]));
+    expect(
+        Operation::Update(pool(), name("b"), json!({"weight": 0})),
+        200,
+    )
+    .await;
+    assert_eq!(answering(port, 6).await, set(&["a"]));
+    expect(
+        Operation::Update(pool(), name("b"), json!({"weight": 3})),
+        200,
+    )
+    .await;
+    expect(Operation::Delete(pool(), name("a")), 204).await;
+    assert_eq!(answering(port, 4).await, set(&["b"]));
+    assert_eq!(fx.processes().await, before, "no reload");
+    let servers = fx.servers("backend-web-pool").await;
+    assert_eq!(servers.keys().collect::<Vec<_>>(), ["b"]);
+    assert_eq!(servers["b"].1, 3);
+    let line = format!("server b 127.0.0.1:{} weight 3\n", b.port);
+    assert!(fx.config_text().contains(&line), "{}", fx.config_text());
 }
