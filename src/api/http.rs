@@ -26,6 +26,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::auth::Gate;
 use super::error::ApiError;
+use super::fields;
 use super::service::{Operation, Reply};
 use super::store::Kind;
 use crate::haproxy::model::Name;
@@ -264,9 +265,9 @@ fn with_member(
     op(id("pool_id", pool)?, id("id", member)?)
 }
 
-/// A path segment as an id.
+/// A path segment as an id (as a body's ids are read).
 fn id(field: &'static str, value: String) -> Result<Name, ApiError> {
-    Name::new("id", &value).map_err(|e| ApiError::bad(field, e.to_string()))
+    fields::id(&Value::String(value)).map_err(|reason| ApiError::bad(field, reason))
 }
 
 /// A request body: JSON, sent as `application/json`, within the limit.
@@ -443,5 +444,307 @@ async fn connection(
     };
     if let Err(e) = served {
         debug!("admin API: connection ended peer={peer} error=\"{e}\"");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A router whose service task answers every call 200 with the operation's debug text, and
+    /// the door it checks.
+    fn fake(gate: Gate) -> (Router, SharedDoor) {
+        let (calls, mut rx) = mpsc::channel::<Call>(8);
+        tokio::spawn(async move {
+            while let Some(call) = rx.recv().await {
+                let reply = Reply {
+                    status: 200,
+                    body: Some(json!({"operation": format!("{:?}", call.operation)})),
+                };
+                let _ = call.reply.send(reply);
+            }
+        });
+        let door = Arc::new(RwLock::new(Arc::new(Door { gate, tls: None })));
+        (router(calls, door.clone()), door)
+    }
+
+    fn open() -> Router {
+        fake(Gate::load(None).expect("open")).0
+    }
+
+    async fn send(router: &Router, request: axum::http::Request<Body>) -> (u16, HeaderMap, Value) {
+        let response = router.clone().oneshot(request).await.expect("infallible");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("every answer is JSON")
+        };
+        (status, headers, body)
+    }
+
+    fn request(method: &str, path: &str, body: Option<&str>) -> axum::http::Request<Body> {
+        let builder = axum::http::Request::builder().method(method).uri(path);
+        match body {
+            Some(body) => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
+            None => builder.body(Body::empty()),
+        }
+        .expect("request")
+    }
+
+    fn operation(body: &Value) -> &str {
+        body["operation"].as_str().unwrap_or("")
+    }
+
+    #[tokio::test]
+    async fn routes_become_operations() {
+        let router = open();
+        let cases = [
+            ("GET", "/api/haproxy/pools", None, "List(Pool)"),
+            (
+                "GET",
+                "/api/haproxy/loadbalancers/lb1",
+                None,
+                "Get(LoadBalancer, Name(\"lb1\"))",
+            ),
+            (
+                "POST",
+                "/api/haproxy/listeners",
+                Some("{\"a\":1}"),
+                "Create(Listener, Object {\"a\": Number(1)})",
+            ),
+            (
+                "PUT",
+                "/api/haproxy/peers/n-1",
+                Some("{}"),
+                "Update(Peer, Name(\"n-1\"), Object {})",
+            ),
+            (
+                "DELETE",
+                "/api/haproxy/healthmonitors/m.1",
+                None,
+                "Delete(HealthMonitor, Name(\"m.1\"))",
+            ),
+            (
+                "GET",
+                "/api/haproxy/pools/p1/members",
+                None,
+                "List(Member(Name(\"p1\")))",
+            ),
+            (
+                "POST",
+                "/api/haproxy/pools/p1/members",
+                Some("{}"),
+                "Create(Member(Name(\"p1\")), Object {})",
+            ),
+            (
+                "GET",
+                "/api/haproxy/pools/p1/members/m1",
+                None,
+                "Get(Member(Name(\"p1\")), Name(\"m1\"))",
+            ),
+            (
+                "PUT",
+                "/api/haproxy/pools/p1/members/m1",
+                Some("{}"),
+                "Update(Member(Name(\"p1\")), Name(\"m1\"), Object {})",
+            ),
+            (
+                "DELETE",
+                "/api/haproxy/pools/p1/members/m1",
+                None,
+                "Delete(Member(Name(\"p1\")), Name(\"m1\"))",
+            ),
+            ("GET", "/api/quagga", None, "GetQuagga"),
+            ("POST", "/api/quagga", Some("{}"), "SetQuagga(Object {})"),
+            ("PUT", "/api/quagga", Some("{}"), "SetQuagga(Object {})"),
+            ("DELETE", "/api/quagga", None, "DeleteQuagga"),
+        ];
+        for (method, path, body, want) in cases {
+            let (status, _, answer) = send(&router, request(method, path, body)).await;
+            assert_eq!(status, 200, "{method} {path}: {answer}");
+            assert_eq!(operation(&answer), want, "{method} {path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn refusals_are_json_and_never_reach_the_service() {
+        let router = open();
+        let cases: [(axum::http::Request<Body>, u16, Option<&str>, &str); 8] = [
+            (
+                request("GET", "/api/nothing", None),
+                404,
+                None,
+                "no route `GET /api/nothing`",
+            ),
+            (
+                request("PATCH", "/api/haproxy/pools/p1", None),
+                405,
+                None,
+                "does not take PATCH",
+            ),
+            (
+                request("GET", "/api/haproxy/pools/a%20b", None),
+                400,
+                Some("id"),
+                "position 2",
+            ),
+            (
+                request("DELETE", "/api/haproxy/pools/a%0Ab/members/m", None),
+                400,
+                Some("pool_id"),
+                "position 2",
+            ),
+            (
+                request(
+                    "GET",
+                    &format!("/api/haproxy/pools/p/members/{}", "x".repeat(57)),
+                    None,
+                ),
+                400,
+                Some("id"),
+                "more than 56",
+            ),
+            (
+                request("POST", "/api/haproxy/pools", Some("{\"a\":")),
+                400,
+                None,
+                "the body is not JSON: EOF",
+            ),
+            (
+                axum::http::Request::post("/api/haproxy/pools")
+                    .header(header::CONTENT_TYPE, "text/plain")
+                    .body(Body::from("{}"))
+                    .expect("request"),
+                400,
+                None,
+                "Content-Type: application/json",
+            ),
+            (
+                request(
+                    "PUT",
+                    "/api/quagga",
+                    Some(&format!("\"{}\"", "a".repeat(BODY_LIMIT))),
+                ),
+                413,
+                None,
+                "at most 1048576 bytes",
+            ),
+        ];
+        for (req, want_status, want_field, want_reason) in cases {
+            let what = format!("{} {}", req.method(), req.uri());
+            let (status, headers, body) = send(&router, req).await;
+            assert_eq!(status, want_status, "{what}: {body}");
+            assert_eq!(
+                headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok()),
+                Some("application/json"),
+                "{what}"
+            );
+            assert_eq!(body["field"].as_str(), want_field, "{what}: {body}");
+            let reason = body["reason"].as_str().unwrap_or("");
+            assert!(reason.contains(want_reason), "{what}: {body}");
+            assert!(body["error"].is_string(), "{what}: {body}");
+            assert!(body.get("operation").is_none(), "{what}: {body}");
+        }
+        let charset = axum::http::Request::post("/api/haproxy/pools")
+            .header(header::CONTENT_TYPE, "Application/JSON; charset=utf-8")
+            .body(Body::from("{}"))
+            .expect("request");
+        assert_eq!(send(&router, charset).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn the_gate_answers_401_with_a_challenge_and_is_swapped_in_place() {
+        let dir = tempfile::tempdir().expect("dir");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "t0ken\n").expect("write");
+        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
+        let auth = crate::config::api::Auth::Token { token_file: token };
+        let (router, door) = fake(Gate::load(Some(&auth)).expect("gate"));
+        for given in [None, Some("Bearer nope"), Some("Basic dDBrZW4=")] {
+            let mut req = request("GET", "/api/haproxy/pools", None);
+            if let Some(given) = given {
+                req.headers_mut()
+                    .insert(header::AUTHORIZATION, HeaderValue::from_static(given));
+            }
+            let (status, headers, body) = send(&router, req).await;
+            assert_eq!(status, 401, "{given:?}: {body}");
+            assert_eq!(
+                headers
+                    .get(header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok()),
+                Some("Bearer realm=\"keepserver\""),
+            );
+            assert_eq!(body["error"], "unauthorized");
+        }
+        // Unknown routes are behind the gate too: nothing is told to a stranger.
+        let (status, _, _) = send(&router, request("GET", "/nowhere", None)).await;
+        assert_eq!(status, 401);
+        let mut req = request("GET", "/api/haproxy/pools", None);
+        req.headers_mut().insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t0ken"),
+        );
+        assert_eq!(send(&router, req).await.0, 200);
+
+        *door.write().expect("door") = Arc::new(Door {
+            gate: Gate::load(None).expect("open"),
+            tls: None,
+        });
+        let (status, _, _) = send(&router, request("GET", "/api/haproxy/pools", None)).await;
+        assert_eq!(status, 200, "the new door is in force at once");
+    }
+
+    /// The (path, method) pairs of the OpenAPI document.
+    fn documented() -> BTreeSet<(String, String)> {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("the OpenAPI document is JSON");
+        assert_eq!(doc["openapi"].as_str().map(|v| &v[..2]), Some("3."));
+        let mut pairs = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                if method != "parameters" {
+                    pairs.insert((path.clone(), method.to_uppercase()));
+                }
+            }
+        }
+        pairs
+    }
+
+    #[tokio::test]
+    async fn the_openapi_document_names_every_route_and_only_those() {
+        let routed: BTreeSet<(String, String)> = routes()
+            .into_iter()
+            .flat_map(|(path, methods)| methods.iter().map(move |m| (path.clone(), m.to_string())))
+            .collect();
+        assert_eq!(documented(), routed);
+        // And the router really answers each of them (with ids filled in), none of them 404/405.
+        let router = open();
+        for (path, method) in documented() {
+            let concrete = path.replace("{pool_id}", "p1").replace("{id}", "x1");
+            let body = matches!(method.as_str(), "POST" | "PUT").then_some("{}");
+            let (status, _, answer) = send(&router, request(&method, &concrete, body)).await;
+            assert_eq!(status, 200, "{method} {path}: {answer}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_openapi_document_is_served() {
+        let (status, _, doc) = send(&open(), request("GET", "/api/openapi.json", None)).await;
+        assert_eq!(status, 200);
+        assert_eq!(doc["info"]["title"], "keepserver admin API");
     }
 }

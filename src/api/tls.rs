@@ -84,3 +84,29 @@ fn certificates(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'s
     }
     Ok(certs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls(dir: &Path) -> ApiTls {
+        ApiTls {
+            certificate: dir.join("server.pem"),
+            key: dir.join("server.key"),
+            client_ca: None,
+        }
+    }
+
+    #[test]
+    fn missing_or_empty_files_are_named() {
+        let dir = tempfile::tempdir().expect("dir");
+        let e = acceptor(&tls(dir.path())).err().expect("no files");
+        assert!(
+            e.to_string().contains("certificate") && e.to_string().contains("server.pem"),
+            "{e}"
+        );
+        std::fs::write(dir.path().join("server.pem"), "not PEM\n").expect("write");
+        let e = acceptor(&tls(dir.path())).err().expect("no certificate");
+        assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
+    }
+}

@@ -9,7 +9,8 @@
 //! again, and the socket is bound anew only when `listen` changed. A new door or socket that
 //! cannot be had is logged and the old one kept (a new `listen` is not bound while the new
 //! door failed, so a moved listener never goes without its credentials). `serve` follows the
-//! reload through the core; the other keys of the section take effect at the next start.
+//! reload through the core; the other keys of the section take effect at the next start. A
+//! reload that enables the Libra worker is refused while the API runs (both would own HAProxy).
 
 use std::sync::{Arc, RwLock};
 
@@ -67,6 +68,18 @@ impl AdminApi {
         });
         let mut service = Service::open(section, haproxy, changed).await?;
         let quagga = service.store().quagga().cloned();
+        if let Some(q) = &quagga {
+            info!(
+                "admin API: the stored /api/quagga peering is in force local_as={} vip={} \
+                 neighbors={}{}",
+                q.inter_as_number,
+                q.vip_addr,
+                q.primary_gateway_addr,
+                q.secondary_gateway_addr
+                    .map(|a| format!(",{a}"))
+                    .unwrap_or_default()
+            );
+        }
         service.set_bgp_hook(bgp_hook(config, &tx));
         let (calls, requests) = mpsc::channel(QUEUE);
         let (hooks, new_hooks) = mpsc::unbounded_channel();
@@ -197,6 +210,16 @@ impl AdminApi {
     pub fn shutdown(&self) {
         self.server.abort();
     }
+}
+
+/// Why a reloaded `new` config cannot be taken while the admin API runs: the Libra worker
+/// enabled in it would take over the haproxy.cfg the running API owns.
+pub fn refused(new: &Config) -> Option<String> {
+    new.libra.enabled.then(|| {
+        "it enables the Libra worker while the admin API runs and owns HAProxy; moving HAProxy \
+         from one to the other takes a restart"
+            .to_string()
+    })
 }
 
 /// The front door of `section`: its credential and TLS, their files read now.
