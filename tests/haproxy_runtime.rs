@@ -2,7 +2,8 @@
 //! only: a member added serves with the same master and worker (no reload), weight, drain
 //! (weight 0) and maintenance are applied, a member removed is gone, the file agrees and a
 //! restart from it has the same servers; anything else reloads, and so does a runtime change
-//! that fails or leaves the worker disagreeing with the model. The admin API's service takes the
+//! that fails (a member deleted with a request in flight, which still ends) or leaves the
+//! worker disagreeing with the model. The admin API's service takes the
 //! same path for its member requests.
 //!
 //! Every test has its own temporary directory and a guard that SIGKILLs every process whose
@@ -194,6 +195,19 @@ impl Fixture {
 
     /// Each server of `backend` with its `show stat` status (`UP`, `DRAIN`, `MAINT`, ...).
     async fn statuses(&self, backend: &str) -> BTreeMap<String, String> {
+        self.stat_field(backend, "status").await
+    }
+
+    /// One `show stat` field of `server` in `backend`.
+    async fn stat_of(&self, backend: &str, server: &str, field: &str) -> String {
+        self.stat_field(backend, field)
+            .await
+            .remove(server)
+            .unwrap_or_default()
+    }
+
+    /// Each server of `backend` with its `show stat` field `field`.
+    async fn stat_field(&self, backend: &str, field: &str) -> BTreeMap<String, String> {
         let answer = self.worker(&format!("show stat {backend} 4 -1")).await;
         let mut lines = answer.lines().filter(|l| !l.trim().is_empty());
         let header: Vec<&str> = lines
@@ -206,7 +220,7 @@ impl Fixture {
         lines
             .map(|line| {
                 let f: Vec<&str> = line.split(',').collect();
-                (f[at("svname")].to_owned(), f[at("status")].to_owned())
+                (f[at("svname")].to_owned(), f[at(field)].to_owned())
             })
             .collect()
     }
@@ -233,17 +247,22 @@ struct Backend {
 }
 
 async fn backend(name: &'static str) -> Backend {
+    backend_after(name, Duration::ZERO).await
+}
+
+/// A backend that answers each request after `delay`.
+async fn backend_after(name: &'static str, delay: Duration) -> Backend {
     let listener = TcpListener::bind((LOCALHOST, 0)).await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve(stream, name));
+            tokio::spawn(serve(stream, name, delay));
         }
     });
     Backend { name, port }
 }
 
-async fn serve(stream: TcpStream, body: &'static str) {
+async fn serve(stream: TcpStream, body: &'static str, delay: Duration) {
     let mut stream = BufReader::new(stream);
     let mut line = String::new();
     loop {
@@ -256,6 +275,7 @@ async fn serve(stream: TcpStream, body: &'static str) {
                 Ok(_) => {}
             }
         }
+        tokio::time::sleep(delay).await;
         let response = format!(
             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
@@ -553,4 +573,38 @@ async fn the_admin_apis_member_requests_take_the_runtime_path() {
     assert_eq!(servers["b"].1, 3);
     let line = format!("server b 127.0.0.1:{} weight 3\n", b.port);
     assert!(fx.config_text().contains(&line), "{}", fx.config_text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_with_a_request_in_flight_goes_by_a_reload_and_the_request_ends() {
+    let fx = Fixture::new();
+    let slow = backend_after("slow", Duration::from_secs(2)).await;
+    let b = backend("b").await;
+    let port = free_port();
+    fx.haproxy
+        .apply(&balancer(port, vec![member(&slow, 10, true)]))
+        .await
+        .expect("start");
+    let (master, reloads, _) = fx.processes().await;
+    let in_flight = tokio::spawn(get(port));
+    let deadline = Instant::now() + DEADLINE;
+    while fx.stat_of("be-web", "slow", "scur").await != "1" {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the slow member"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // HAProxy refuses `del server` while the request runs: the change falls back to a reload.
+    let replaced = balancer(port, vec![member(&b, 10, true)]);
+    assert_eq!(
+        fx.haproxy.update(&replaced).await.expect("replace"),
+        Applied::Reloaded
+    );
+    assert_eq!(fx.processes().await.0, master);
+    assert_eq!(fx.processes().await.1, reloads + 1);
+    assert_eq!(in_flight.await.expect("task"), Ok("slow".to_owned()));
+    assert_eq!(fx.servers("be-web").await.keys().collect::<Vec<_>>(), ["b"]);
+    assert_eq!(answering(port, 4).await, set(&["b"]));
 }
