@@ -38,8 +38,8 @@ use super::master::{self, ProcTable};
 use super::model::{Balancer, Name};
 use super::process;
 use super::render::{PING_SCRIPT, RuntimePaths, render};
-use super::runtime_diff::{RuntimeChange, runtime_changes};
-use super::servers_state::{self, SHOW_SERVERS_STATE};
+use super::runtime_diff::{Command, RuntimeChange, runtime_changes};
+use super::servers_state;
 use crate::atomic_file::{self as files, with_suffix};
 use crate::supervisor::Target;
 use crate::tool::{self, ToolError};
@@ -307,7 +307,7 @@ impl Haproxy {
             .iter()
             .filter(|p| changed.contains(&p.name))
         {
-            let command = format!("{SHOW_SERVERS_STATE} {}", pool.name);
+            let command = Command::servers_state(&pool.name).line().to_owned();
             let answer = master::worker_command(&socket, worker, &command).await?;
             let servers =
                 servers_state::parse(&answer).map_err(|reason| HaproxyError::BadAnswer {

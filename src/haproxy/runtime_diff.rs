@@ -74,6 +74,8 @@ pub enum Success {
     Silent,
     /// This line.
     Says(&'static str),
+    /// An answer its reader checks (`show servers state`).
+    Read,
 }
 
 /// One runtime API command and the answer that means it worked.
@@ -105,7 +107,13 @@ impl Command {
         match self.success {
             Success::Silent => answer.trim().is_empty(),
             Success::Says(line) => answer.trim() == line,
+            Success::Read => true,
         }
+    }
+
+    /// `show servers state <backend>`: what the running worker has of `backend`'s servers.
+    pub fn servers_state(backend: &Name) -> Command {
+        Command::new(format!("show servers state {backend}"), Success::Read)
     }
 }
 

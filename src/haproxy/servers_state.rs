@@ -8,9 +8,6 @@ use std::net::IpAddr;
 
 use super::model::Pool;
 
-/// The command that dumps one backend's servers.
-pub const SHOW_SERVERS_STATE: &str = "show servers state";
-
 /// The administrative-state bits that put a server in maintenance: forced (`maint`, a
 /// dynamic server's start), inherited from a tracked server, or for a failed resolution. The
 /// configuration's `disabled` (0x04) is cleared by a `ready`, so it does not count alone.

@@ -426,6 +426,13 @@ fn a_command_says_whether_it_worked() {
 }
 
 #[test]
+fn the_servers_of_a_backend_are_read_back() {
+    let show = Command::servers_state(&name("be-a"));
+    assert_eq!(show.line(), "show servers state be-a");
+    assert!(show.succeeded("1\n# be_id be_name\n"));
+}
+
+#[test]
 #[should_panic(expected = "only names, addresses and numbers")]
 fn a_command_cannot_carry_a_second_one() {
     Command::new(
