@@ -606,6 +606,19 @@ impl Lab {
         fs::read_to_string(self.haproxy_cfg()).unwrap_or_default()
     }
 
+    /// How many HAProxy processes (master and workers) run in the namespace.
+    fn haproxy_processes(&self) -> usize {
+        let out = run(
+            Command::new("ip").args(["netns", "pids", self.ns.name()]),
+            CURL_TIMEOUT,
+        );
+        out.stdout
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter(|pid| pid_alive(*pid) && cmdline(*pid).starts_with(&haproxy_binary()))
+            .count()
+    }
+
     /// Sends one command to the HAProxy stats socket and returns the answer.
     fn stats_command(&self, command: &str) -> Result<String, String> {
         let path = self.ws.path("run/haproxy.sock");
@@ -642,13 +655,14 @@ impl Lab {
 
     // -- the daemon ---------------------------------------------------------------------------
 
-    /// SIGKILLs keepserver, waits until it is gone, and starts it again.
-    fn kill_and_restart(&mut self) {
+    /// SIGKILLs keepserver, waits until it is gone, runs `meanwhile`, and starts it again.
+    fn kill_and_restart_checking(&mut self, meanwhile: impl FnOnce(&Lab)) {
         let mut old = self.daemon.take().expect("a running keepserver");
         old.signal(Signal::SIGKILL);
         let gone = wait_for(|| !old.alive(), EVENTUALLY);
         self.killed.push(old);
         assert!(gone, "keepserver should die of SIGKILL\n{}", self.report());
+        meanwhile(self);
         self.daemon = Some(Daemon::start(&self.ns, &self.ws));
         self.wait_api();
     }
@@ -734,6 +748,8 @@ fn every_object_type_created_read_updated_and_deleted_with_traffic_after_each_st
         lab.backend(name, address);
     }
     assert_eq!(lab.read("/api/haproxy/loadbalancers"), json!([]));
+    let quagga = lab.request("GET", "/api/quagga", None);
+    assert_eq!(quagga.status, 404, "no BGP peering set yet: {quagga}");
 
     // Load balancer, pool, listener: HAProxy serves, with no member yet.
     http_front(&lab, 80, json!({"lb_algorithm": "ROUND_ROBIN"}));
@@ -859,6 +875,19 @@ fn every_object_type_created_read_updated_and_deleted_with_traffic_after_each_st
     assert!(!lab.cfg().contains("peers "), "{}", lab.report());
     lab.wait_served_by(80, 4, &["B", "C"]);
 
+    // Listener and pool updates: disabled (the frontend stops; the backend answers 503),
+    // enabled again.
+    let l = lab.update("/api/haproxy/listeners/http", json!({"enabled": false}));
+    assert_eq!(l["enabled"], false);
+    lab.wait_refused(80);
+    lab.update("/api/haproxy/listeners/http", json!({"enabled": true}));
+    lab.wait_served_by(80, 4, &["B", "C"]);
+    let p = lab.update("/api/haproxy/pools/web", json!({"enabled": false}));
+    assert_eq!(p["enabled"], false);
+    lab.wait_status(80, 503);
+    lab.update("/api/haproxy/pools/web", json!({"enabled": true}));
+    lab.wait_served_by(80, 4, &["B", "C"]);
+
     // Listener update: another port.
     let l = lab.update(
         "/api/haproxy/listeners/http",
@@ -927,6 +956,10 @@ fn least_connections_avoids_the_busy_member_and_round_robin_does_not() {
         for name in ["A", "B"] {
             let _ = fs::remove_file(lab.backend_file(name, "slow"));
         }
+        // An old worker still listening could take one request and not know of the other.
+        lab.wait_until("one HAProxy worker left", EVENTUALLY, || {
+            lab.haproxy_processes() == 2
+        });
         let log = lab.ws.path(&format!("{}.log", lab.unique("slow")));
         let url = format!("http://{FRONT}/slow?s={seconds}");
         let mut slow = lab
@@ -937,7 +970,10 @@ fn least_connections_avoids_the_busy_member_and_round_robin_does_not() {
                 .iter()
                 .any(|n| lab.backend_file(n, "slow").exists())
         });
-        let quick = lab.served(80, 6);
+        // Spaced a little, so that each quick request has left its member before the next.
+        let url = format!("http://{FRONT}/");
+        let quick = names_of(&lab.get_with(&url, 6, &["--rate", "4/s"]))
+            .unwrap_or_else(|e| panic!("quick requests: {e}\n{}", lab.report()));
         let status = slow.wait().expect("wait for the slow request");
         assert!(
             status.success(),
@@ -1057,7 +1093,8 @@ fn source_ip_and_http_cookie_persistence_keep_a_client_on_one_member() {
         assert_eq!(
             distinct(&again),
             vec![member.clone()],
-            "client {client} later"
+            "client {client} later\n{}",
+            lab.report()
         );
     }
 
@@ -1519,7 +1556,10 @@ fn kill_9_and_restart_restores_every_object() {
     });
     let before = lab.snapshot();
 
-    lab.kill_and_restart();
+    lab.kill_and_restart_checking(|lab| {
+        // HAProxy is a process of its own: it serves on while keepserver is dead.
+        lab.wait_served_by(81, 2, &["C"]);
+    });
     let after = lab.snapshot();
     assert_eq!(
         after.lists,
