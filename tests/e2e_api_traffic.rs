@@ -1417,14 +1417,14 @@ fn bad_requests_are_refused_naming_the_field_and_change_nothing() {
             &format!("{}/has%20space", members("web")),
         )
         .body(Some(member(json!({}))))
-        .status(&[400, 404]),
+        .field("id"),
         Bad::new("an unknown field", "POST", &members("web"))
             .body(Some(member(json!({"colour": "red"}))))
             .field("colour"),
         Bad::new("not JSON", "POST", &members("web")).body(Some(b"{\"address\": ".to_vec())),
         Bad::new("a 1 MiB body", "POST", &members("web"))
             .body(Some(big))
-            .status(&[400, 413]),
+            .status(&[413]),
         Bad::new("no token", "POST", &members("web"))
             .body(Some(member(json!({}))))
             .auth(None)
@@ -1432,10 +1432,10 @@ fn bad_requests_are_refused_naming_the_field_and_change_nothing() {
         Bad::new("a wrong token", "POST", &members("web"))
             .body(Some(member(json!({}))))
             .auth(Some("Bearer not-the-token"))
-            .status(&[401, 403]),
+            .status(&[401]),
         Bad::new("a wrong scheme", "DELETE", &format!("{}/a", members("web")))
             .auth(Some("Basic YWRtaW46YWRtaW4="))
-            .status(&[401, 403]),
+            .status(&[401]),
         Bad::new(
             "a certificate HAProxy cannot load",
             "POST",
