@@ -288,6 +288,29 @@ fn reload_moves_the_listener_and_swaps_the_credential_in_place() {
         &[],
     );
     assert_eq!(gone.status, 0, "nothing listens on the old port: {gone:?}");
+
+    // A config that hands HAProxy to the Libra worker instead is refused as a whole.
+    let text = lab.ws.read("config.yaml");
+    let keepstart_only = text.split("api:\n").next().unwrap_or_default();
+    lab.ws.write(
+        "config.yaml",
+        &format!("{keepstart_only}libra:\n  enabled: true\n  servers: ['127.0.0.1:4730']\n"),
+    );
+    lab.daemon().signal(nix::sys::signal::Signal::SIGHUP);
+    lab.wait_until("the hand-over to Libra is refused", || {
+        lab.ws.read("daemon.out").contains(
+            "reload refused, keeping the running configuration: it enables the Libra worker",
+        )
+    });
+    let still = lab.request(
+        API_PORT + 1,
+        "GET",
+        "/api/haproxy/pools",
+        None,
+        new_auth.as_deref(),
+        &[],
+    );
+    assert_eq!(still.status, 200, "{still:?}");
 }
 
 #[test]

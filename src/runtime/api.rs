@@ -9,7 +9,8 @@
 //! again, and the socket is bound anew only when `listen` changed. A new door or socket that
 //! cannot be had is logged and the old one kept (a new `listen` is not bound while the new
 //! door failed, so a moved listener never goes without its credentials). `serve` follows the
-//! reload through the core; the other keys of the section take effect at the next start.
+//! reload through the core; the other keys of the section take effect at the next start. A
+//! reload that enables the Libra worker is refused while the API runs (both would own HAProxy).
 
 use std::sync::{Arc, RwLock};
 
@@ -209,6 +210,16 @@ impl AdminApi {
     pub fn shutdown(&self) {
         self.server.abort();
     }
+}
+
+/// Why a reloaded `new` config cannot be taken while the admin API runs: the Libra worker
+/// enabled in it would take over the haproxy.cfg the running API owns.
+pub fn refused(new: &Config) -> Option<String> {
+    new.libra.enabled.then(|| {
+        "it enables the Libra worker while the admin API runs and owns HAProxy; moving HAProxy \
+         from one to the other takes a restart"
+            .to_string()
+    })
 }
 
 /// The front door of `section`: its credential and TLS, their files read now.

@@ -358,6 +358,10 @@ impl Shell {
                 return Vec::new();
             }
         };
+        if let Some(e) = self.api.as_ref().and_then(|_| api::refused(&new)) {
+            error!("reload refused, keeping the running configuration: {e}");
+            return Vec::new();
+        }
         logging::apply(&self.logging, translated);
         for w in loaded.warnings.iter().chain(&host_warnings) {
             warn!("{w}");
