@@ -20,7 +20,9 @@
 //!
 //! Every appender is [`guarded`]: a failing sink (a full disk) is reported once
 //! on stderr, its lost lines are counted ([`lost_lines`], [`sinks`]), and it
-//! writes again by itself when it can.
+//! writes again by itself when it can. Each sink writes on a thread of its own
+//! ([`writer`]), so a sink that blocks never stops the daemon; [`flush`] waits
+//! (briefly) for what was logged to be written, at exit.
 
 mod dict;
 mod error;
@@ -34,13 +36,13 @@ mod pattern;
 mod pyliteral;
 mod python;
 mod rollover;
+mod writer;
 
 use std::{fs, path::Path};
 
 use log::LevelFilter;
 use log4rs::{
     Handle,
-    append::console::{ConsoleAppender, Target},
     config::{Appender, Config, Root, runtime::ConfigBuilder},
     encode::pattern::PatternEncoder,
 };
@@ -109,6 +111,11 @@ pub fn apply(handle: &Handle, t: Translated) {
     log_warnings(&t.warnings);
 }
 
+/// Waits (up to 2 s per sink) until every line logged so far is written.
+pub fn flush() {
+    log::logger().flush();
+}
+
 /// Log lines lost in all sinks since keepserver started.
 pub fn lost_lines() -> u64 {
     guarded::REGISTRY.lost_lines()
@@ -128,11 +135,11 @@ fn log_warnings(warnings: &[String]) {
 
 /// One console appender on stderr at INFO.
 fn default_config(src: &Source) -> Result<Translated, LoggingError> {
-    let console = ConsoleAppender::builder()
-        .target(Target::Stderr)
-        .encoder(Box::new(PatternEncoder::new(DEFAULT_PATTERN)))
-        .build();
-    let console = Guarded::new(Sink::Stream("stderr"), Box::new(console));
+    let console = Guarded::lines(
+        Sink::Stream("stderr"),
+        Box::new(PatternEncoder::new(DEFAULT_PATTERN)),
+        Box::new(writer::Stream::Stderr),
+    );
     let builder =
         Config::builder().appender(Appender::builder().build(DEFAULT_APPENDER, Box::new(console)));
     let root = Root::builder()

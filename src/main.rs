@@ -57,6 +57,8 @@ fn main() -> ExitCode {
         Command::Check => no_overrides(&overrides).and_then(|()| check(path)),
         Command::Notify { args } => notify(path, &overrides, &args),
     };
+    // The daemon's last lines are written by its sinks' threads: let them finish.
+    logging::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {

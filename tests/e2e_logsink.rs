@@ -169,3 +169,56 @@ fn a_full_log_disk_is_reported_counted_and_recovered_from() {
         );
     }
 }
+
+/// A pipe whose write end is full: what a daemon's stderr is under a journald that stopped
+/// reading, or a `keepserver start | less` nobody scrolls. Returns (read end, write end).
+fn full_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    use std::io::Write as _;
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    fcntl(&write, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).expect("O_NONBLOCK");
+    let mut file = fs::File::from(write.try_clone().expect("dup"));
+    let chunk = [b'x'; 4096];
+    loop {
+        match file.write(&chunk) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("filling the pipe: {e}"),
+        }
+    }
+    fcntl(&write, FcntlArg::F_SETFL(OFlag::empty())).expect("blocking again");
+    (read, write)
+}
+
+/// The daemon's only log sink (stderr, the default) is a full pipe nobody reads: every write
+/// to it would block for ever. The daemon still answers `status`, follows the VIP with its
+/// hooks and stops when told: a sink that blocks costs log lines, never the daemon's work
+/// (before, the runtime thread blocked in the first log line and nothing happened any more).
+#[test]
+fn a_log_sink_that_blocks_does_not_stop_the_daemon() {
+    let Some(ns) = Netns::new("logblock") else {
+        return;
+    };
+    let ws = Workspace::new(&ConfigSpec::new(VIP));
+    let (read, write) = full_pipe();
+    let config = ws.config_path().display().to_string();
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", ns.name(), BIN, "-c", &config, "start"])
+        .stdin(std::process::Stdio::null())
+        .stdout(write.try_clone().expect("dup"))
+        .stderr(write);
+    let mut child = cmd.spawn().expect("spawn keepserver");
+    ws.wait_settled("SLAVE", false);
+    ns.add_addr(VIP_CIDR);
+    ws.wait_settled("MASTER", true);
+    ns.del_addr(VIP_CIDR);
+    ws.wait_settled("SLAVE", false);
+    assert_eq!(ws.start_stop(), ["start", "stop"], "{}", ws.report());
+    let status = ws.status_json().expect("status --json");
+    assert_eq!(status["log_sinks"][0]["sink"], "stream stderr", "{status}");
+
+    let stop = ws.cli(&["stop"]);
+    assert!(stop.ok(), "stop: {stop:?}\n{}", ws.report());
+    let _ = child.wait();
+    drop(read);
+}

@@ -1,12 +1,12 @@
-//! The appender of Python's file handlers (`FileHandler`, `RotatingFileHandler`,
-//! `TimedRotatingFileHandler`): [`FileSink`] appends each record whole or not at all, and rolls
-//! the file over when its trigger says so.
+//! The sink of Python's file handlers (`FileHandler`, `RotatingFileHandler`,
+//! `TimedRotatingFileHandler`): [`FileSink`] appends each encoded record whole or not at all,
+//! and rolls the file over when its trigger says so.
 //!
 //! Written here rather than using log4rs's `FileAppender` and `RollingFileAppender` because
 //! both write through a `BufWriter` that keeps whatever a failed write left unwritten: on a full
 //! disk the pieces of the lost records stay buffered and are written in front of the first
 //! record once space returns (`line 051 line 052 line 060 ...`), and a record that only partly
-//! fit stays cut in half. [`FileSink`] encodes a record in memory, appends it with one
+//! fit stays cut in half. [`FileSink`] takes a record encoded in memory, appends it with one
 //! `write(2)` on an `O_APPEND` descriptor, and when only part of it reached the disk cuts the
 //! file back to where the record began, so the file holds whole lines and the first line after
 //! a failure is clean. Rolling over uses log4rs's rollers; when is [`super::rollover`]'s call.
@@ -20,13 +20,9 @@ use std::{
 
 use anyhow::Context as _;
 use chrono::Local;
-use log::Record;
-use log4rs::{
-    append::{Append, rolling_file::policy::compound::roll::Roll},
-    encode::{Encode, writer::simple::SimpleWriter},
-};
+use log4rs::append::rolling_file::policy::compound::roll::Roll;
 
-use super::rollover::Trigger;
+use super::{rollover::Trigger, writer::LineSink};
 
 /// When and how a rolling file rolls over.
 #[derive(Debug)]
@@ -41,7 +37,6 @@ pub(super) struct Rollover {
 #[derive(Debug)]
 pub(super) struct FileSink {
     path: PathBuf,
-    encoder: Box<dyn Encode>,
     state: Mutex<State>,
 }
 
@@ -55,12 +50,7 @@ struct State {
 impl FileSink {
     /// Opens (and creates, with its directory) the log file at `path`, truncating it unless
     /// `append`.
-    pub(super) fn open(
-        path: &Path,
-        append: bool,
-        encoder: Box<dyn Encode>,
-        rollover: Option<Rollover>,
-    ) -> io::Result<Self> {
+    pub(super) fn open(path: &Path, append: bool, rollover: Option<Rollover>) -> io::Result<Self> {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
@@ -69,7 +59,6 @@ impl FileSink {
         }
         Ok(FileSink {
             path: path.to_path_buf(),
-            encoder,
             state: Mutex::new(State {
                 writer: Some(Writer::open(path)?),
                 rollover,
@@ -107,16 +96,12 @@ impl FileSink {
     }
 }
 
-impl Append for FileSink {
-    fn append(&self, record: &Record) -> anyhow::Result<()> {
-        let mut text = SimpleWriter(Vec::new());
-        self.encoder.encode(&mut text, record)?;
+impl LineSink for FileSink {
+    fn write_line(&self, line: &[u8]) -> anyhow::Result<()> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        self.writer_for(&mut state, text.0.len())?.append(&text.0)?;
+        self.writer_for(&mut state, line.len())?.append(line)?;
         Ok(())
     }
-
-    fn flush(&self) {}
 }
 
 /// Where a [`Writer`] appends; a trait so a cut-short write can be tested without a full disk.
@@ -204,11 +189,7 @@ impl<T: Tail> Writer<T> {
 
 #[cfg(test)]
 mod tests {
-    use log::Level;
-    use log4rs::{
-        append::rolling_file::policy::compound::roll::fixed_window::FixedWindowRoller,
-        encode::pattern::PatternEncoder,
-    };
+    use log4rs::append::rolling_file::policy::compound::roll::fixed_window::FixedWindowRoller;
 
     use super::*;
 
@@ -301,26 +282,18 @@ mod tests {
     }
 
     fn log(sink: &FileSink, message: &str) {
-        let record = |args| Record::builder().level(Level::Info).args(args).build();
-        sink.append(&record(format_args!("{message}"))).unwrap();
+        sink.write_line(format!("{message}\n").as_bytes()).unwrap();
     }
 
     #[test]
     fn files_append_or_truncate_and_roll_over_by_size() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/k.log");
-        let encoder = || Box::new(PatternEncoder::new("{m}{n}"));
-        drop(FileSink::open(&path, true, encoder(), None).unwrap());
+        drop(FileSink::open(&path, true, None).unwrap());
         fs::write(&path, "old\n").unwrap();
-        log(
-            &FileSink::open(&path, true, encoder(), None).unwrap(),
-            "kept",
-        );
+        log(&FileSink::open(&path, true, None).unwrap(), "kept");
         assert_eq!(fs::read_to_string(&path).unwrap(), "old\nkept\n");
-        log(
-            &FileSink::open(&path, false, encoder(), None).unwrap(),
-            "fresh",
-        );
+        log(&FileSink::open(&path, false, None).unwrap(), "fresh");
         assert_eq!(fs::read_to_string(&path).unwrap(), "fresh\n");
 
         let pattern = format!("{}.{{}}", path.display());
@@ -333,7 +306,7 @@ mod tests {
                     .unwrap(),
             ),
         };
-        let sink = FileSink::open(&path, true, encoder(), Some(rollover)).unwrap();
+        let sink = FileSink::open(&path, true, Some(rollover)).unwrap();
         for message in ["aaaa", "bbbb", "cccc", "dddd"] {
             log(&sink, message);
         }

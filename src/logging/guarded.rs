@@ -5,6 +5,11 @@
 //! whose handler would print one line per lost line (to a stderr that may be the failing sink).
 //! The counts live in a [`Registry`] that outlives reloads, for `status`.
 //!
+//! A sink that blocks (a stdout pipe nobody reads, a disk that takes seconds to take a write)
+//! fails the same way: [`Guarded`] hands each line to the sink's own thread ([`super::writer`])
+//! and never waits for it, so the daemon's runtime thread keeps acting; the lines that do not
+//! fit in the sink's queue are the ones lost.
+//!
 //! A sink counts as writing again only once it has written for [`RECOVERED_AFTER`] without a
 //! failure: on a full disk a short line still fits in what is left of the file's last block
 //! after a long one did not, and that is no reason to say twice more that lines are lost.
@@ -21,8 +26,13 @@ use std::{
 };
 
 use log::Record;
-use log4rs::append::Append;
+use log4rs::{
+    append::Append,
+    encode::{Encode, writer::simple::SimpleWriter},
+};
 use serde::Serialize;
+
+use super::writer::{Item, LineSink, OwnedRecord, Report, Target, Writer};
 
 /// How long a failing sink must write without a failure to count as writing again.
 const RECOVERED_AFTER: Duration = Duration::from_secs(3);
@@ -205,26 +215,100 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// An appender whose failures are counted and reported rather than returned.
+/// An appender whose failures are counted and reported rather than returned, and that never
+/// waits for its sink: lines are handed to the sink's own thread ([`super::writer`]).
 pub(super) struct Guarded {
-    inner: Box<dyn Append>,
     record: Arc<SinkRecord>,
     registry: &'static Registry,
+    /// Encodes records on the logging thread, for a sink that takes lines.
+    encoder: Option<Box<dyn Encode>>,
+    writer: Writer,
 }
 
 impl Guarded {
-    /// Wraps `inner`, which writes to `sink`, counting in the installed logger's registry.
-    pub(super) fn new(sink: Sink, inner: Box<dyn Append>) -> Self {
-        Self::in_registry(&REGISTRY, sink, inner)
+    /// Wraps log4rs's `appender`, which writes to `sink`; records are replayed to it on the
+    /// sink's thread. Counts in the installed logger's registry.
+    pub(super) fn new(sink: Sink, appender: Box<dyn Append>) -> Self {
+        Self::in_registry(&REGISTRY, sink, None, Target::Appender(appender))
     }
 
-    /// Wraps `inner`, counting in `registry`.
-    fn in_registry(registry: &'static Registry, sink: Sink, inner: Box<dyn Append>) -> Self {
+    /// A sink of keepserver's own that takes lines encoded by `encoder` on the logging thread.
+    pub(super) fn lines(sink: Sink, encoder: Box<dyn Encode>, out: Box<dyn LineSink>) -> Self {
+        Self::in_registry(&REGISTRY, sink, Some(encoder), Target::Lines(out))
+    }
+
+    /// Wraps `target`, counting in `registry`.
+    fn in_registry(
+        registry: &'static Registry,
+        sink: Sink,
+        encoder: Option<Box<dyn Encode>>,
+        target: Target,
+    ) -> Self {
+        let record = registry.record(sink);
+        // Weak: a sink's thread that is still writing out its queue after a reload does not
+        // keep the sink listed.
+        let shared = Arc::downgrade(&record);
+        let report: Report = Box::new(move |result, at| {
+            if let Some(record) = shared.upgrade() {
+                account(registry, &record, result, at);
+            }
+        });
         Guarded {
-            inner,
-            record: registry.record(sink),
+            record,
             registry,
+            encoder,
+            writer: Writer::new(target, report),
         }
+    }
+
+    /// Hands `record`, logged at `now`, to the sink's thread; counts it lost if it cannot.
+    fn append_at(&self, record: &Record, now: Instant) {
+        let item = match &self.encoder {
+            Some(encoder) if self.writer.takes_lines() => {
+                let mut line = SimpleWriter(Vec::new());
+                if let Err(e) = encoder.encode(&mut line, record) {
+                    self.lost_here(format!("{e:#}"), now);
+                    return;
+                }
+                Item::Line(line.0, now)
+            }
+            _ => Item::Record(OwnedRecord::of(record), now),
+        };
+        if let Err(refused) = self.writer.send(item) {
+            self.lost_here(refused.to_string(), now);
+        }
+    }
+
+    /// Counts a line lost on the logging thread; a notice it gives is written by a thread of its
+    /// own, since stderr may be the sink that does not take lines.
+    fn lost_here(&self, error: String, now: Instant) {
+        self.registry.lost.fetch_add(1, Ordering::Relaxed);
+        let notice = lock(&self.record.health).lost(error, now);
+        if let Some(notice) = notice {
+            let text = format!("keepserver: log {}: {notice}", self.record.sink);
+            let give = self.registry.notice;
+            let _ = std::thread::Builder::new()
+                .name("log-notice".into())
+                .spawn(move || give(&text));
+        }
+    }
+}
+
+/// Counts how a write of a line logged `at` went, and tells when the sink starts or stops
+/// failing.
+fn account(registry: &Registry, record: &SinkRecord, result: anyhow::Result<()>, at: Instant) {
+    let notice = {
+        let mut health = lock(&record.health);
+        match result {
+            Ok(()) => health.wrote(at),
+            Err(error) => {
+                registry.lost.fetch_add(1, Ordering::Relaxed);
+                health.lost(format!("{error:#}"), at)
+            }
+        }
+    };
+    if let Some(notice) = notice {
+        (registry.notice)(&format!("keepserver: log {}: {notice}", record.sink));
     }
 }
 
@@ -232,28 +316,8 @@ impl fmt::Debug for Guarded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guarded")
             .field("sink", &self.record.sink)
-            .field("inner", &self.inner)
+            .field("inner", &self.writer)
             .finish_non_exhaustive()
-    }
-}
-
-impl Guarded {
-    /// Appends `record` to the inner appender at `now`, and counts and tells how that went.
-    fn append_at(&self, record: &Record, now: Instant) {
-        let result = self.inner.append(record);
-        let notice = {
-            let mut health = lock(&self.record.health);
-            match result {
-                Ok(()) => health.wrote(now),
-                Err(error) => {
-                    self.registry.lost.fetch_add(1, Ordering::Relaxed);
-                    health.lost(format!("{error:#}"), now)
-                }
-            }
-        };
-        if let Some(notice) = notice {
-            (self.registry.notice)(&format!("keepserver: log {}: {notice}", self.record.sink));
-        }
     }
 }
 
@@ -263,28 +327,33 @@ impl Append for Guarded {
         Ok(())
     }
 
+    /// Waits (briefly) until the sink's thread has written what was logged so far.
     fn flush(&self) {
-        self.inner.flush();
+        self.writer.flush();
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::{cell::RefCell, collections::VecDeque, io};
+    use std::{collections::VecDeque, io, sync::mpsc};
 
     use super::*;
+    use crate::logging::writer::QUEUE_LINES;
 
-    thread_local! {
-        /// The notices given on this test's thread.
-        static NOTICES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-    }
+    /// The notices given, by every test's registry (they come from the sinks' threads); each
+    /// test takes those about its own sinks.
+    static NOTICES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
     fn capture(line: &str) {
-        NOTICES.with(|notices| notices.borrow_mut().push(line.to_owned()));
+        lock(&NOTICES).push(line.to_owned());
     }
 
-    fn notices() -> Vec<String> {
-        NOTICES.with(|notices| notices.take())
+    /// Takes the notices that name `sink`.
+    fn notices(sink: &str) -> Vec<String> {
+        let mut all = lock(&NOTICES);
+        let (mine, rest) = all.drain(..).partition(|n: &String| n.contains(sink));
+        *all = rest;
+        mine
     }
 
     /// A registry of its own for one test.
@@ -314,11 +383,18 @@ mod tests {
         fn flush(&self) {}
     }
 
-    /// Logs `times` lines through `appender` at `now`.
+    /// An appender for `sink` that writes as `script` says.
+    fn scripted(registry: &'static Registry, sink: Sink, script: &[bool]) -> Guarded {
+        let target = Target::Appender(Scripted::boxed(script));
+        Guarded::in_registry(registry, sink, None, target)
+    }
+
+    /// Logs `times` lines through `appender` at `now`, and waits until they are written.
     fn log(appender: &Guarded, times: usize, now: Instant) {
         for _ in 0..times {
             appender.append_at(&Record::builder().args(format_args!("a line")).build(), now);
         }
+        appender.flush();
     }
 
     const ENOSPC: &str = "No space left on device (os error 28)";
@@ -328,7 +404,7 @@ mod tests {
         let registry = registry();
         let sink = Sink::File("/var/log/k.log".into());
         let script = [true, false, false, false, true, false, true, false, true];
-        let appender = Guarded::in_registry(registry, sink, Scripted::boxed(&script));
+        let appender = scripted(registry, sink, &script);
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
         let record = Record::builder().args(format_args!("a line")).build();
@@ -336,6 +412,8 @@ mod tests {
             appender.append(&record).is_ok(),
             "log4rs never sees an error"
         );
+        appender.flush();
+        let notices = || notices("/var/log/k.log");
         assert!(notices().is_empty());
 
         log(&appender, 3, at(1000));
@@ -380,15 +458,15 @@ mod tests {
     fn appenders_of_one_sink_share_its_record_across_a_reload() {
         let registry = registry();
         let stderr = || Sink::Stream("stderr");
-        let old = Guarded::in_registry(registry, stderr(), Scripted::boxed(&[false, false]));
-        let other =
-            Guarded::in_registry(registry, Sink::Appender("net".into()), Scripted::boxed(&[]));
+        let old = scripted(registry, stderr(), &[false, false]);
+        let other = scripted(registry, Sink::Appender("net".into()), &[]);
         let t0 = Instant::now();
         log(&old, 2, t0);
+        let notices = || notices("log stream stderr");
         assert_eq!(notices().len(), 1);
 
         // A reload builds the new appender before dropping the old one.
-        let new = Guarded::in_registry(registry, stderr(), Scripted::boxed(&[]));
+        let new = scripted(registry, stderr(), &[]);
         drop(old);
         log(&new, 1, t0 + RECOVERED_AFTER);
         assert_eq!(
@@ -401,5 +479,86 @@ mod tests {
         drop((new, other));
         assert!(registry.sinks().is_empty());
         assert_eq!(registry.lost_lines(), 2, "the total outlives the sinks");
+    }
+
+    /// A sink that blocks in its first write until told to go on.
+    #[derive(Debug)]
+    struct Blocked {
+        entered: Mutex<mpsc::Sender<()>>,
+        go: Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl LineSink for Blocked {
+        fn write_line(&self, _: &[u8]) -> anyhow::Result<()> {
+            let _ = lock(&self.entered).send(());
+            let _ = lock(&self.go).recv();
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_sink_that_blocks_costs_lines_never_the_callers_time() {
+        let registry = registry();
+        let (entered_tx, entered) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel();
+        let blocked = Blocked {
+            entered: Mutex::new(entered_tx),
+            go: Mutex::new(go_rx),
+        };
+        let encoder = Box::new(log4rs::encode::pattern::PatternEncoder::new("{m}{n}"));
+        let appender = Guarded::in_registry(
+            registry,
+            Sink::File("/blocked.log".into()),
+            Some(encoder),
+            Target::Lines(Box::new(blocked)),
+        );
+        let t0 = Instant::now();
+        let line = || Record::builder().args(format_args!("a line")).build();
+        appender.append_at(&line(), t0);
+        entered
+            .recv()
+            .expect("the sink's thread takes the first line");
+
+        // The thread is stuck in the first write: the queue fills, then lines are lost, and
+        // every call returns at once.
+        for _ in 0..QUEUE_LINES + 5 {
+            appender.append_at(&line(), t0);
+        }
+        assert_eq!(registry.lost_lines(), 5);
+        let [report] = &registry.sinks()[..] else {
+            panic!("{:?}", registry.sinks())
+        };
+        let behind = format!("the sink is {QUEUE_LINES} lines behind");
+        assert!(
+            report
+                .failing
+                .as_ref()
+                .is_some_and(|f| f.starts_with(&behind)),
+            "{report:?}"
+        );
+
+        // Unblocked, it writes the queue out and, with time, counts as writing again.
+        for _ in 0..=QUEUE_LINES {
+            go.send(()).expect("go");
+        }
+        drop(go);
+        appender.flush();
+        assert_eq!(registry.sinks()[0].lines_lost, 5);
+        appender.append_at(&line(), t0 + RECOVERED_AFTER);
+        appender.flush();
+        assert_eq!(registry.sinks()[0].failing, None);
+        assert_eq!(registry.lost_lines(), 5);
+        // The first notice comes from a thread of its own.
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen.len() < 2 && Instant::now() < deadline {
+            seen.extend(notices("/blocked.log"));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let lost = format!("keepserver: log file /blocked.log: {behind}");
+        assert!(seen.iter().any(|n| n.starts_with(&lost)), "{seen:?}");
+        let again = "keepserver: log file /blocked.log: writing again after 5 lost lines";
+        assert!(seen.iter().any(|n| n == again), "{seen:?}");
+        assert_eq!(seen.len(), 2, "{seen:?}");
     }
 }

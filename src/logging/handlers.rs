@@ -1,6 +1,6 @@
 //! Python handler classes: which ones exist, their constructor parameters
-//! (so INI positional `args` can be named) and the log4rs appender each one
-//! becomes: a console appender or a [`FileSink`], each [`Guarded`].
+//! (so INI positional `args` can be named) and the sink each one becomes: stdout/stderr or a
+//! [`FileSink`], each [`Guarded`] (written on a thread of its own).
 
 use std::path::PathBuf;
 
@@ -8,7 +8,6 @@ use chrono::Local;
 use log4rs::{
     append::{
         Append,
-        console::{ConsoleAppender, Target},
         rolling_file::policy::compound::roll::{
             Roll, delete::DeleteRoller, fixed_window::FixedWindowRoller,
         },
@@ -24,10 +23,11 @@ use super::{
     model::{Field, HandlerDef},
     python::Env,
     rollover::{Interval, Trigger},
+    writer::{LineSink, Stream},
 };
 
-/// An appender and the sink it writes to.
-type Built = (Sink, Box<dyn Append>);
+/// A sink and what writes to it.
+type Built = (Sink, Box<dyn LineSink>);
 
 /// The Python handler classes this module knows about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,22 +127,22 @@ pub(super) fn build_appender(
     env: &mut Env,
 ) -> Result<Option<Box<dyn Append>>, LoggingError> {
     warn_unknown_params(def, class, env);
-    let (sink, appender) = match class {
-        HandlerClass::Stream => console(def, encoder, env)?,
-        HandlerClass::File => file(def, encoder, env)?,
+    let (sink, out) = match class {
+        HandlerClass::Stream => console(def, env)?,
+        HandlerClass::File => file(def, env)?,
         HandlerClass::WatchedFile => {
             env.warn(
                 &def.spot,
                 "log4rs does not reopen a file that was moved away; \
                  translated as logging.FileHandler",
             );
-            file(def, encoder, env)?
+            file(def, env)?
         }
-        HandlerClass::Rotating => rotating(def, encoder, env)?,
-        HandlerClass::TimedRotating => timed_rotating(def, encoder, env)?,
+        HandlerClass::Rotating => rotating(def, env)?,
+        HandlerClass::TimedRotating => timed_rotating(def, env)?,
         HandlerClass::Null | HandlerClass::Untranslatable => return Ok(None),
     };
-    Ok(Some(Box::new(Guarded::new(sink, appender))))
+    Ok(Some(Box::new(Guarded::lines(sink, encoder, out))))
 }
 
 /// Warns about parameters the class's constructor does not take.
@@ -166,60 +166,48 @@ fn param<'d>(def: &'d HandlerDef, name: &str) -> Option<&'d Field> {
 }
 
 /// `StreamHandler(stream)`: only the standard streams can be translated.
-fn console(def: &HandlerDef, encoder: Box<dyn Encode>, env: &Env) -> Result<Built, LoggingError> {
-    let (target, name) = match param(def, "stream") {
-        None => (Target::Stderr, "stderr"),
+fn console(def: &HandlerDef, env: &Env) -> Result<Built, LoggingError> {
+    let (stream, name) = match param(def, "stream") {
+        None => (Stream::Stderr, "stderr"),
         Some(field) => {
             let expected = "ext://sys.stdout or ext://sys.stderr";
             match field.text(env.src, expected)? {
-                "ext://sys.stdout" | "sys.stdout" => (Target::Stdout, "stdout"),
-                "ext://sys.stderr" | "sys.stderr" => (Target::Stderr, "stderr"),
+                "ext://sys.stdout" | "sys.stdout" => (Stream::Stdout, "stdout"),
+                "ext://sys.stderr" | "sys.stderr" => (Stream::Stderr, "stderr"),
                 _ => return Err(env.src.invalid(&field.spot, expected, &field.value)),
             }
         }
     };
-    let appender = ConsoleAppender::builder()
-        .target(target)
-        .encoder(encoder)
-        .build();
-    Ok((Sink::Stream(name), Box::new(appender)))
+    Ok((Sink::Stream(name), Box::new(stream)))
 }
 
 /// `FileHandler(filename, mode)`.
-fn file(def: &HandlerDef, encoder: Box<dyn Encode>, env: &mut Env) -> Result<Built, LoggingError> {
+fn file(def: &HandlerDef, env: &mut Env) -> Result<Built, LoggingError> {
     let path = log_path(def, env)?;
     let append = append_mode(def, env)?;
     check_encoding(def, env);
-    let appender = FileSink::open(&path, append, encoder, None)
-        .map_err(|e| cannot_open(def, &path, e, env))?;
+    let appender =
+        FileSink::open(&path, append, None).map_err(|e| cannot_open(def, &path, e, env))?;
     Ok((Sink::File(path), Box::new(appender)))
 }
 
 /// `RotatingFileHandler(filename, mode, maxBytes, backupCount)`: a size
 /// trigger and a fixed window of `backupCount` files.
-fn rotating(
-    def: &HandlerDef,
-    encoder: Box<dyn Encode>,
-    env: &mut Env,
-) -> Result<Built, LoggingError> {
+fn rotating(def: &HandlerDef, env: &mut Env) -> Result<Built, LoggingError> {
     let max_bytes = whole_number(def, "maxBytes", env)?;
     let backups = whole_number(def, "backupCount", env)?;
     // Python never rolls over when either is 0: the file just grows.
     if max_bytes == 0 || backups == 0 {
-        return file(def, encoder, env);
+        return file(def, env);
     }
     let trigger = Trigger::Size(max_bytes);
     let append = append_mode(def, env)?;
-    rolling(def, encoder, trigger, backups, append, env)
+    rolling(def, trigger, backups, append, env)
 }
 
 /// `TimedRotatingFileHandler(filename, when, interval, backupCount)`: a
 /// time trigger and a fixed window of `backupCount` files.
-fn timed_rotating(
-    def: &HandlerDef,
-    encoder: Box<dyn Encode>,
-    env: &mut Env,
-) -> Result<Built, LoggingError> {
+fn timed_rotating(def: &HandlerDef, env: &mut Env) -> Result<Built, LoggingError> {
     let interval = time_interval(def, env)?;
     let backups = whole_number(def, "backupCount", env)?;
     if let Some(utc) = param(def, "utc")
@@ -234,14 +222,13 @@ fn timed_rotating(
         );
     }
     let trigger = Trigger::time(interval, Local::now().naive_local());
-    rolling(def, encoder, trigger, backups, true, env)
+    rolling(def, trigger, backups, true, env)
 }
 
 /// A rolling file; `backups` 0 deletes the rolled file since log4rs's
 /// rollers cannot keep an unbounded number.
 fn rolling(
     def: &HandlerDef,
-    encoder: Box<dyn Encode>,
     trigger: Trigger,
     backups: u64,
     append: bool,
@@ -266,7 +253,7 @@ fn rolling(
         Box::new(roller)
     };
     let rollover = Rollover { trigger, roller };
-    let appender = FileSink::open(&path, append, encoder, Some(rollover))
+    let appender = FileSink::open(&path, append, Some(rollover))
         .map_err(|e| cannot_open(def, &path, e, env))?;
     Ok((Sink::File(path), Box::new(appender)))
 }

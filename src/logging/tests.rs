@@ -230,7 +230,7 @@ fn keepstart_readme_ini_file_translates_and_logs() {
     let config = &t.config;
     assert_eq!(appender_names(config), ["consoleHandler", "fileHandler"]);
     let console = format!("{:?}", appender(config, "consoleHandler").appender());
-    assert!(console.contains("ConsoleAppender"), "{console}");
+    assert!(console.contains("inner: Stdout"), "{console}");
     assert!(
         console.starts_with(r#"Guarded { sink: Stream("stdout")"#),
         "{console}"

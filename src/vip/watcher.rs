@@ -164,7 +164,10 @@ impl VipWatcher {
                 self.table.apply(&m);
                 true
             }
-            NetlinkPayload::Overrun(_) => self.redump("netlink buffer overrun").await,
+            NetlinkPayload::Overrun(_) => {
+                warn!("rtnetlink receive buffer overrun: changes were lost; re-dumping");
+                self.redump("netlink buffer overrun").await
+            }
             _ => true,
         }
     }
