@@ -50,6 +50,12 @@ impl Components {
         }
     }
 
+    /// Sets the announcer's section before any step ran (the admin API's stored peering,
+    /// known once the API opened its store on [`Components::haproxy_for`]'s HAProxy).
+    pub fn set_first_bgp(&mut self, bgp: Option<Bgp>) {
+        self.announcer = Arc::new(Mutex::new(Announcer::new(bgp)));
+    }
+
     fn report(&self, event: ComponentEvent) {
         let _ = self.tx.send(Input::Event(Event::Component(event)));
     }

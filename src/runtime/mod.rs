@@ -4,12 +4,14 @@
 //! loop sleeps until the machine's own next deadline ([`Supervisor::poll_timeout`]) or the next
 //! input, whichever comes first; there is no ticker. Every keepalived event, from
 //! `keepserver notify` or the FIFO, is fed to the machine and then makes the watcher re-read the
-//! VIP at once. The components' actions are carried out by [`components`].
+//! VIP at once. The components' actions are carried out by [`components`]; the admin API,
+//! when configured, runs beside them ([`api`]) and answers in every role.
 //!
 //! At start-up the hook record is read: a hook a killed predecessor left running is adopted
 //! (waited for, or killed at its original timeout) before the machine may run anything else,
 //! and the record is kept up to date with every hook from then on (see [`hooks::record`]).
 
+mod api;
 mod components;
 
 use std::path::PathBuf;
@@ -53,6 +55,9 @@ pub enum RuntimeError {
     /// keepalived's notify FIFO could not be made ready.
     #[error(transparent)]
     Fifo(#[from] FifoError),
+    /// The admin API could not be started.
+    #[error("{0}")]
+    Api(String),
 }
 
 /// Everything that reaches the loop.
@@ -66,6 +71,8 @@ enum Input {
     Control(Incoming),
     /// A state change read from keepalived's notify FIFO.
     Keepalived(KeepalivedEvent),
+    /// `/api/quagga` stored this BGP peering (`None`: removed it).
+    ApiQuagga(Option<crate::api::quagga::Quagga>),
 }
 
 /// Runs the daemon until it is told to stop. `logging` is the handle of the installed logger,
@@ -112,6 +119,8 @@ struct Shell {
     /// What the record says now: the hook in flight, or idle with this running state.
     recorded: Recorded,
     components: components::Components,
+    /// The admin API, when `api` is configured.
+    api: Option<api::AdminApi>,
 }
 
 /// What the hook record was last written to say.
@@ -122,9 +131,22 @@ enum Recorded {
 }
 
 impl Shell {
-    async fn start(config: Config, logging: log4rs::Handle) -> Result<Self, RuntimeError> {
+    async fn start(mut config: Config, logging: log4rs::Handle) -> Result<Self, RuntimeError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let listener = control::bind(&config.application.control_socket)?;
+        let mut components = components::Components::new(tx.clone(), config.bgp.clone());
+        let api = match config.api.clone() {
+            Some(section) => {
+                let haproxy = components.haproxy_for(&section.haproxy.instance());
+                let api = api::AdminApi::start(&config, &section, haproxy, tx.clone())
+                    .await
+                    .map_err(RuntimeError::Api)?;
+                config.bgp = api.effective_bgp(&config);
+                components.set_first_bgp(config.bgp.clone());
+                Some(api)
+            }
+            None => None,
+        };
         let (watch, watch_rx) = watch::channel(watch_of(&config.keepstart));
         let (watcher, present) = VipWatcher::connect(watch_rx).await?;
         let ks = &config.keepstart;
@@ -162,7 +184,6 @@ impl Shell {
                 }
             }
         });
-        let components = components::Components::new(tx.clone(), config.bgp.clone());
         Ok(Shell {
             machine,
             socket: config.application.control_socket.clone(),
@@ -177,6 +198,7 @@ impl Shell {
             record,
             recorded,
             components,
+            api,
         })
     }
 
@@ -197,6 +219,7 @@ impl Shell {
                 Input::Reload => self.reload(),
                 Input::Control(incoming) => self.answer(incoming),
                 Input::Keepalived(event) => self.keepalived(event, Source::Fifo),
+                Input::ApiQuagga(quagga) => self.api_quagga(quagga),
             };
             exit = self.act(actions);
             self.sync_record();
@@ -211,6 +234,9 @@ impl Shell {
             let _ = fifo.await;
         }
         self.components.shutdown();
+        if let Some(api) = &self.api {
+            api.shutdown();
+        }
         let _ = std::fs::remove_file(&self.socket);
         info!("keepserver stopped role={}", self.machine.role());
     }
@@ -314,7 +340,7 @@ impl Shell {
                 return Vec::new();
             }
         };
-        let new = loaded.config;
+        let mut new = loaded.config;
         let running_nic = self.config.keepstart.nic.as_ref();
         let purpose = config::host::Purpose::Reload { running_nic };
         let host = config::host::host_problems(&new, purpose, config::host::nic_exists);
@@ -339,16 +365,37 @@ impl Shell {
         if new.application != self.config.application {
             warn!("reload: changes to the application section take effect only after a restart");
         }
+        match &mut self.api {
+            Some(api) => api.reload(&mut new),
+            None if new.api.is_some() => {
+                warn!("reload: adding the api section takes effect only after a restart");
+                new.api = None;
+            }
+            None => {}
+        }
         self.watch.send_replace(watch_of(&new.keepstart));
         self.reload_fifo(new.keepalived_fifo.clone());
         let settings = Settings::of(&new);
         self.config.keepstart = new.keepstart;
         self.config.libra = new.libra;
         self.config.bgp = new.bgp;
+        self.config.bgp_defaults = new.bgp_defaults;
+        self.config.api = new.api;
         self.config.logging = new.logging;
         self.reloads += 1;
         self.machine
             .handle(Event::Reload(Box::new(settings)), Instant::now())
+    }
+
+    /// `/api/quagga` changed the stored peering: the BGP section it makes goes to the machine.
+    fn api_quagga(&mut self, quagga: Option<crate::api::quagga::Quagga>) -> Vec<Action> {
+        let Some(api) = &mut self.api else {
+            return Vec::new();
+        };
+        let bgp = api.quagga_changed(quagga, &self.config);
+        self.config.bgp = bgp.clone();
+        self.machine
+            .handle(Event::BgpSection(Box::new(bgp)), Instant::now())
     }
 
     /// Switches the FIFO reader to a changed `keepstart.keepalived-fifo`; a path that cannot be
