@@ -2,7 +2,9 @@
 //! if they had been applied in some order): reads from the store; every mutation validated on a
 //! copy of the store (typed parse, references, the HAProxy model), its certificates looked up,
 //! the store's new file written beside the old one, the configuration rendered, checked with
-//! `haproxy -c`, swapped atomically and a running HAProxy reloaded hitlessly; only then is the
+//! `haproxy -c`, swapped atomically and put in force in a running HAProxy (through its runtime
+//! API when only servers change and HAProxy can take it, else by a hitless reload: see
+//! [`Haproxy::update`]); only then is the
 //! new store file renamed into place and the copy kept. Any refusal leaves the running
 //! configuration, the stored objects and the served traffic as they were.
 //!
@@ -25,7 +27,7 @@ use crate::config::Api;
 use crate::config::Keepstart;
 use crate::config::bgp::BgpDefaults;
 use crate::haproxy::model::{Balancer, Name};
-use crate::haproxy::{Haproxy, HaproxyError};
+use crate::haproxy::{Applied, Haproxy, HaproxyError};
 
 /// One request, as the HTTP layer hands it over.
 #[derive(Debug, Clone, PartialEq)]
@@ -273,8 +275,8 @@ impl Service {
         Ok(())
     }
 
-    /// Puts `balancer` in force: reload HAProxy if it runs, else write the file for its next
-    /// start; with no listener, stop it and remove the file.
+    /// Puts `balancer` in force in HAProxy if it runs (at run time or by a reload), else writes
+    /// the file for its next start; with no listener, stops it and removes the file.
     async fn put(&self, balancer: &Balancer) -> Result<(), ApiError> {
         if balancer.listeners().is_empty() {
             let had = self.haproxy.has_config();
@@ -284,8 +286,8 @@ impl Service {
             }
             return Ok(());
         }
-        let reloaded = self.haproxy.update(balancer).await.map_err(haproxy_error)?;
-        if !reloaded {
+        let applied = self.haproxy.update(balancer).await.map_err(haproxy_error)?;
+        if applied == Applied::Written {
             (self.changed)();
         }
         Ok(())

@@ -8,6 +8,14 @@
 //! that answers and serves the configuration's frontends, or no master left. One operation runs
 //! at a time. Files are written through [`crate::atomic_file`], off the runtime thread.
 //!
+//! An admin API change ([`Haproxy::update`]) that only adds, removes, re-weights, enables or
+//! disables servers ([`runtime_changes`]) is made through the runtime API of the running
+//! worker instead, with no reload: the file is still checked and swapped first, for the next
+//! start, then the commands are sent and the worker's servers are compared with the model
+//! (`show servers state`). A command HAProxy refuses, or a disagreement, falls back to a
+//! hitless reload of the file, and is logged. The driver knows what the running worker
+//! serves because it remembers the model of the file it put in place.
+//!
 //! The configuration file in place is always the last good one (one that passed `-c` and
 //! served), so a HAProxy that dies is started again from it ([`Haproxy::ensure`]); a SUSPEND
 //! is remembered in `<config>.suspended` so that neither that nor a keepserver restart
@@ -27,9 +35,11 @@ use tokio::sync::{Mutex, watch};
 pub use super::error::HaproxyError;
 use super::error::summarize_output;
 use super::master::{self, ProcTable};
-use super::model::Balancer;
+use super::model::{Balancer, Name};
 use super::process;
 use super::render::{PING_SCRIPT, RuntimePaths, render};
+use super::runtime_diff::{RuntimeChange, runtime_changes};
+use super::servers_state::{self, SHOW_SERVERS_STATE};
 use crate::atomic_file::{self as files, with_suffix};
 use crate::supervisor::Target;
 use crate::tool::{self, ToolError};
@@ -77,12 +87,27 @@ impl HaproxySettings {
     }
 }
 
+/// How a configuration was put in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The running HAProxy took it through its runtime API, without a reload.
+    Runtime,
+    /// The running HAProxy was reloaded with it.
+    Reloaded,
+    /// HAProxy was started with it.
+    Started,
+    /// HAProxy does not run: the file waits for its next start.
+    Written,
+}
+
 /// The HAProxy instance keepserver owns. See the module documentation.
 #[derive(Debug)]
 pub struct Haproxy {
     settings: HaproxySettings,
-    /// Held by every public operation, so they never interleave.
-    operation: Mutex<()>,
+    /// Held by every public operation, so they never interleave; holds the model the
+    /// configuration file in place was rendered from, when this driver put it there (and a
+    /// running worker serves exactly that file).
+    operation: Mutex<Option<Balancer>>,
     /// The master's pid as last seen (`None`: not running, or stopped by us).
     master: watch::Sender<Option<u32>>,
 }
@@ -102,7 +127,7 @@ impl Haproxy {
                 config: absolute(&settings.config),
                 runtime_dir: absolute(&settings.runtime_dir),
             },
-            operation: Mutex::new(()),
+            operation: Mutex::new(None),
             master: watch::Sender::new(None),
         }
     }
@@ -168,13 +193,14 @@ impl Haproxy {
 
     /// Like [`Haproxy::apply`], but a HAProxy that does not run is not started: the checked file
     /// is only put in place for its next start (the admin API's changes, which do not decide
-    /// whether HAProxy runs). Returns whether a running HAProxy was reloaded.
-    pub async fn update(&self, balancer: &Balancer) -> Result<bool, HaproxyError> {
+    /// whether HAProxy runs); and a change of servers only is made at run time, without a
+    /// reload, when HAProxy can take it (see the module documentation).
+    pub async fn update(&self, balancer: &Balancer) -> Result<Applied, HaproxyError> {
         self.put(balancer, false).await
     }
 
-    async fn put(&self, balancer: &Balancer, start: bool) -> Result<bool, HaproxyError> {
-        let _operation = self.operation.lock().await;
+    async fn put(&self, balancer: &Balancer, start: bool) -> Result<Applied, HaproxyError> {
+        let mut installed = self.operation.lock().await;
         let began = Instant::now();
         let paths = self.paths();
         let text = render(balancer, &paths);
@@ -184,27 +210,120 @@ impl Haproxy {
         }
         let running = self.running_master().await?;
         let previous = files::read_optional(&self.settings.config).await?;
-        self.install(&text).await?;
-        let activated = match &running {
-            Some(table) => self.reload(table, &text).await,
-            None if start => self.launch(&text).await,
-            None => Ok(()),
+        let plan = match (&running, installed.as_ref()) {
+            (Some(_), Some(old)) if !start => runtime_changes(old, balancer),
+            _ => None,
         };
-        if let Err(e) = activated {
-            return Err(self.roll_back(previous.as_deref(), &text, e).await);
-        }
+        self.install(&text).await?;
+        let installed_after = began.elapsed();
+        let activated = match (&running, &plan) {
+            (Some(table), Some(changes)) => {
+                self.change_or_reload(table, changes, balancer, &text).await
+            }
+            (Some(table), None) => self.reload(table, &text).await.map(|()| Applied::Reloaded),
+            (None, _) if start => self.launch(&text).await.map(|()| Applied::Started),
+            (None, _) => Ok(Applied::Written),
+        };
+        let applied = match activated {
+            Ok(applied) => applied,
+            Err(e) => {
+                // Runtime changes may have been made before the reload failed: what the
+                // running worker serves is not known, and the next change reloads.
+                *installed = None;
+                return Err(self.roll_back(previous.as_deref(), &text, e).await);
+            }
+        };
+        *installed = Some(balancer.clone());
         // UPDATE serves again a load balancer that was suspended.
         files::remove(&self.suspended_marker()).await?;
-        let action = match (&running, start) {
-            (Some(_), _) => "reload",
-            (None, true) => "start",
-            (None, false) => "written",
+        let action = match applied {
+            Applied::Runtime => "runtime",
+            Applied::Reloaded => "reload",
+            Applied::Started => "start",
+            Applied::Written => "written",
+        };
+        let commands = match (applied, &plan) {
+            (Applied::Runtime, Some(changes)) => changes.iter().map(|c| c.commands().len()).sum(),
+            _ => 0,
         };
         info!(
-            "haproxy configuration applied action={action} ms={}",
-            began.elapsed().as_millis()
+            "haproxy configuration applied action={action} commands={commands} ms={} \
+             checked_ms={}",
+            began.elapsed().as_millis(),
+            installed_after.as_millis()
         );
-        Ok(running.is_some())
+        Ok(applied)
+    }
+
+    /// Makes `changes` through the runtime API of the running worker (`table` is the master's
+    /// state) and checks that it agrees with `balancer`; on any failure, logs it and reloads
+    /// the file (`text`) instead.
+    async fn change_or_reload(
+        &self,
+        table: &ProcTable,
+        changes: &[RuntimeChange],
+        balancer: &Balancer,
+        text: &str,
+    ) -> Result<Applied, HaproxyError> {
+        match self.change_at_runtime(table, changes, balancer).await {
+            Ok(()) => {
+                self.master.send_replace(Some(table.master));
+                Ok(Applied::Runtime)
+            }
+            Err(e) => {
+                warn!("haproxy runtime change failed, reloading instead: {e}");
+                self.reload(table, text).await.map(|()| Applied::Reloaded)
+            }
+        }
+    }
+
+    /// Sends every command of `changes` to the one current worker, each of which must answer
+    /// that it worked, then compares the servers of every backend changed with `balancer`.
+    async fn change_at_runtime(
+        &self,
+        table: &ProcTable,
+        changes: &[RuntimeChange],
+        balancer: &Balancer,
+    ) -> Result<(), HaproxyError> {
+        let [worker] = table.workers[..] else {
+            return Err(HaproxyError::BadAnswer {
+                command: "show proc".into(),
+                reason: format!("{} current workers, not one", table.workers.len()),
+            });
+        };
+        let socket = self.master_socket();
+        for command in changes.iter().flat_map(RuntimeChange::commands) {
+            let answer = master::worker_command(&socket, worker, command.line()).await?;
+            if !command.succeeded(&answer) {
+                return Err(HaproxyError::BadAnswer {
+                    command: command.line().to_owned(),
+                    reason: summarize_output(&answer),
+                });
+            }
+        }
+        let changed: BTreeSet<&Name> = changes.iter().map(RuntimeChange::backend).collect();
+        for pool in balancer
+            .pools()
+            .iter()
+            .filter(|p| changed.contains(&p.name))
+        {
+            let command = format!("{SHOW_SERVERS_STATE} {}", pool.name);
+            let answer = master::worker_command(&socket, worker, &command).await?;
+            let servers =
+                servers_state::parse(&answer).map_err(|reason| HaproxyError::BadAnswer {
+                    command: command.clone(),
+                    reason,
+                })?;
+            if let Some(reason) = servers_state::disagreement(pool, &servers) {
+                return Err(HaproxyError::BadAnswer {
+                    command,
+                    reason: format!(
+                        "the running servers disagree with the configuration: {reason}"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// SUSPEND: stop serving (see [`Haproxy::stop`]) and keep the configuration; remembered in
@@ -227,7 +346,8 @@ impl Haproxy {
     /// DELETE: stop HAProxy and remove its configuration (and `<config>-failed`, the
     /// suspension). Idempotent.
     pub async fn delete(&self) -> Result<(), HaproxyError> {
-        let _operation = self.operation.lock().await;
+        let mut installed = self.operation.lock().await;
+        *installed = None;
         self.stop_master().await?;
         for suffix in ["", ".tmp", "-failed", ".suspended"] {
             files::remove(&with_suffix(&self.settings.config, suffix)).await?;

@@ -1,6 +1,7 @@
 //! The master CLI of HAProxy's master-worker mode: `show proc` (pids, reload and failure
-//! counts), `reload`, and commands routed to one worker with `@!<pid>`. The waits that make a
-//! start or reload return only once the new worker serves live here.
+//! counts), `reload`, and commands routed to one worker with `@!<pid>` (statistics, and the
+//! runtime API's server changes). The waits that make a start or reload return only once the
+//! new worker serves live here.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -63,6 +64,18 @@ pub(crate) async fn request_reload(socket: &Path) -> Result<(), HaproxyError> {
         Err(e) if cli::is_unavailable(&e) && !cli::is_absent(&e) => Ok(()),
         Err(source) => Err(socket_error(socket, "reload", source)),
     }
+}
+
+/// Sends `command` to worker `pid` through the master and returns its answer.
+pub(crate) async fn worker_command(
+    socket: &Path,
+    pid: u32,
+    command: &str,
+) -> Result<String, HaproxyError> {
+    let routed = format!("@!{pid} {command}");
+    cli::command(socket, &routed)
+        .await
+        .map_err(|source| socket_error(socket, &routed, source))
 }
 
 /// Waits for the master to finish the reload asked after `before`: returns the new worker's

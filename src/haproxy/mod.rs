@@ -1,7 +1,8 @@
 //! The HAProxy instance keepserver owns, for every front door that configures it (the Libra
 //! worker's jobs, and the admin API): the validated load-balancer model ([`model`]), the
 //! haproxy.cfg it renders to ([`render`]), the driver that checks, installs, reloads, starts and
-//! stops it ([`driver`]), and its statistics ([`stats`]).
+//! stops it ([`driver`]), the server changes it takes at run time without a reload
+//! ([`runtime_diff`]), and its statistics ([`stats`]).
 //!
 //! HAProxy 2.6 runs in master-worker mode as a daemon; keepserver talks to it through the master
 //! CLI socket and the admin stats socket directly, and signals only the master.
@@ -13,9 +14,11 @@ mod master;
 pub mod model;
 mod process;
 pub mod render;
+pub mod runtime_diff;
+mod servers_state;
 pub mod stats;
 
-pub use driver::{Haproxy, HaproxySettings};
+pub use driver::{Applied, Haproxy, HaproxySettings};
 pub use error::HaproxyError;
 pub use model::{Balancer, ModelError};
 pub use render::{RuntimePaths, render};

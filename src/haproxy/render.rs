@@ -257,9 +257,15 @@ fn http_check(check: &HttpCheck) -> Vec<String> {
 }
 
 fn server(member: &Member, pool: &Pool) -> String {
+    format!("server {} {}", member.name, server_spec(member, pool))
+}
+
+/// What follows a server's name on its `server` line: its address and options. The runtime
+/// API's `add server` takes the same words, so a server added at run time is the one the file
+/// declares for the next start.
+pub(crate) fn server_spec(member: &Member, pool: &Pool) -> String {
     let mut line = format!(
-        "server {} {} weight {}",
-        member.name,
+        "{} weight {}",
         socket_address(&member.address, member.port),
         member.weight
     );
