@@ -641,11 +641,24 @@ fn pointing_at(error: HaproxyError, from: &Path, to: &Path) -> HaproxyError {
 }
 
 /// The names of the frontends a configuration declares.
+/// The frontends `text` declares that a worker serves: all but the `disabled` ones (HAProxy
+/// leaves those out of its stats).
 fn declared_frontends(text: &str) -> BTreeSet<String> {
-    text.lines()
-        .filter_map(|line| line.trim().strip_prefix("frontend "))
-        .map(|rest| rest.trim().to_owned())
-        .collect()
+    let mut serving = BTreeSet::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let word = line.trim();
+        if !line.starts_with(char::is_whitespace) && !word.is_empty() {
+            if let Some(name) = current.take() {
+                serving.insert(name);
+            }
+            current = word.strip_prefix("frontend ").map(|n| n.trim().to_owned());
+        } else if word == "disabled" {
+            current = None;
+        }
+    }
+    serving.extend(current);
+    serving
 }
 
 fn joined(names: &BTreeSet<String>) -> String {
@@ -677,6 +690,9 @@ mod tests {
             declared_frontends(text),
             BTreeSet::from(["http-in".to_owned(), "tcp-in".to_owned()])
         );
+        let text = "frontend off\n    mode http\n    disabled\n\nfrontend on\n    mode tcp\n\
+                    backend b\n    disabled\n";
+        assert_eq!(declared_frontends(text), BTreeSet::from(["on".to_owned()]));
     }
 
     #[test]
