@@ -4,6 +4,7 @@
 //! sd-daemon(3) form (`<3>` error … `<7>` debug), so `journalctl -p` and its colours work.
 
 use log::{Level, Record};
+use log4rs::encode::writer::simple::SimpleWriter;
 use log4rs::encode::{Encode, Write, pattern::PatternEncoder};
 
 /// The default console's pattern under journald: the level and the message.
@@ -34,21 +35,28 @@ fn priority(level: Level) -> u8 {
     }
 }
 
-/// Encodes a line as its pattern does, after the level's `<priority>`.
+/// Encodes a record as its pattern does, each line after the level's `<priority>`: journald
+/// makes an entry of every line, and a message of several lines (a config error with its
+/// snippet) keeps its priority on all of them.
 #[derive(Debug)]
 pub(super) struct PriorityEncoder(pub(super) PatternEncoder);
 
 impl Encode for PriorityEncoder {
     fn encode(&self, w: &mut dyn Write, record: &Record) -> anyhow::Result<()> {
-        write!(w, "<{}>", priority(record.level()))?;
-        self.0.encode(w, record)
+        let mut text = SimpleWriter(Vec::new());
+        self.0.encode(&mut text, record)?;
+        let prefix = format!("<{}>", priority(record.level()));
+        for line in text.0.split_inclusive(|b| *b == b'\n') {
+            w.write_all(prefix.as_bytes())?;
+            w.write_all(line)?;
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use log4rs::encode::writer::simple::SimpleWriter;
 
     #[test]
     fn journal_stream_is_device_and_inode() {
@@ -61,19 +69,28 @@ mod tests {
     #[test]
     fn lines_start_with_the_priority_of_their_level_and_carry_no_time() {
         let encoder = PriorityEncoder(PatternEncoder::new(PATTERN));
-        let line = |level| {
+        let encoded = |level, message: &str| {
             let mut out = SimpleWriter(Vec::new());
-            let record = Record::builder()
-                .level(level)
-                .args(format_args!("role change role=MASTER"))
-                .build();
-            encoder.encode(&mut out, &record).unwrap();
+            encoder
+                .encode(
+                    &mut out,
+                    &Record::builder()
+                        .level(level)
+                        .args(format_args!("{message}"))
+                        .build(),
+                )
+                .unwrap();
             String::from_utf8(out.0).unwrap()
         };
+        let line = |level| encoded(level, "role change role=MASTER");
         assert_eq!(line(Level::Error), "<3>ERROR role change role=MASTER\n");
         assert_eq!(line(Level::Warn), "<4>WARN  role change role=MASTER\n");
         assert_eq!(line(Level::Info), "<6>INFO  role change role=MASTER\n");
         assert_eq!(line(Level::Debug), "<7>DEBUG role change role=MASTER\n");
         assert_eq!(line(Level::Trace), "<7>TRACE role change role=MASTER\n");
+        assert_eq!(
+            encoded(Level::Error, "reload refused: line 1\n  |\n1 | x: [\n"),
+            "<3>ERROR reload refused: line 1\n<3>  |\n<3>1 | x: [\n<3>\n"
+        );
     }
 }
