@@ -19,5 +19,6 @@ pub mod proc;
 pub mod report;
 pub mod runtime;
 pub mod supervisor;
+pub mod systemd;
 pub mod tool;
 pub mod vip;

@@ -3,7 +3,8 @@
 //! and swapping it on reload (SIGHUP).
 //!
 //! `logging:` may be:
-//! 1. absent or null: one stderr console appender at INFO;
+//! 1. absent or null: one stderr console appender at INFO (under journald: no time stamp,
+//!    and a syslog priority per level, see [`journal`]);
 //! 2. a Python `logging.config.dictConfig` mapping (it has `version`), as
 //!    keepstart accepted;
 //! 3. an inline log4rs config (it has `appenders`, or `root` without
@@ -30,6 +31,7 @@ mod file;
 mod guarded;
 mod handlers;
 mod ini;
+mod journal;
 mod model;
 mod native;
 mod pattern;
@@ -133,11 +135,19 @@ fn log_warnings(warnings: &[String]) {
     }
 }
 
-/// One console appender on stderr at INFO.
+/// One console appender on stderr at INFO; under journald its lines go without a time stamp,
+/// after their level's syslog priority.
 fn default_config(src: &Source) -> Result<Translated, LoggingError> {
+    let encoder: Box<dyn log4rs::encode::Encode> = if journal::stderr_is_journal() {
+        Box::new(journal::PriorityEncoder(PatternEncoder::new(
+            journal::PATTERN,
+        )))
+    } else {
+        Box::new(PatternEncoder::new(DEFAULT_PATTERN))
+    };
     let console = Guarded::lines(
         Sink::Stream("stderr"),
-        Box::new(PatternEncoder::new(DEFAULT_PATTERN)),
+        encoder,
         Box::new(writer::Stream::Stderr),
     );
     let builder =

@@ -18,6 +18,7 @@ use keepserver::hooks::KILL_GRACE;
 use keepserver::keepalived;
 use keepserver::logging::{self, Translated};
 use keepserver::runtime;
+use keepserver::systemd;
 use nix::sys::signal::Signal;
 
 /// Exit status: the command failed at run time.
@@ -50,7 +51,11 @@ fn main() -> ExitCode {
     };
     let path = &cli.config;
     let result = match cli.command {
-        Command::Start => no_overrides(&overrides).and_then(|()| start(path)),
+        Command::Start => {
+            // SAFETY: nothing has started a thread yet (clap does not).
+            let systemd = unsafe { systemd::Env::take() };
+            no_overrides(&overrides).and_then(|()| start(path, &systemd))
+        }
         Command::Stop => stop(&find(path, &overrides)),
         Command::Reload => no_overrides(&overrides).and_then(|()| reload(path)),
         Command::Status { json } => status(&find(path, &overrides), json),
@@ -124,7 +129,9 @@ fn validate(path: &Path) -> Result<(Loaded, Translated), Failure> {
     Ok((loaded, translated))
 }
 
-fn start(path: &Path) -> Result<(), Failure> {
+/// Starts the daemon; `systemd` is what systemd passed in the environment (removed from it, so
+/// hooks do not inherit it).
+fn start(path: &Path, systemd: &systemd::Env) -> Result<(), Failure> {
     let (mut loaded, translated) = validate(path)?;
     // Nothing here refuses a start (a NIC may appear, a program be installed, later): the
     // findings go to the log with the other warnings.
@@ -160,7 +167,7 @@ fn start(path: &Path) -> Result<(), Failure> {
         taken_over,
     };
     prepared
-        .run(readiness)
+        .run(readiness, systemd)
         .map_err(|e| Failure::new(EXIT_FAILURE, e))
 }
 
@@ -175,7 +182,7 @@ struct Prepared {
 
 impl Prepared {
     /// Writes the pid, installs logging and runs until stopped.
-    fn run(mut self, mut readiness: Readiness) -> Result<(), String> {
+    fn run(mut self, mut readiness: Readiness, systemd: &systemd::Env) -> Result<(), String> {
         let handle = match self
             .pidfile
             .write_pid(std::process::id())
@@ -199,7 +206,8 @@ impl Prepared {
                 t.alive
             );
         }
-        runtime::run(self.config, self.pidfile, readiness, handle).map_err(|e| e.to_string())
+        runtime::run(self.config, self.pidfile, readiness, handle, systemd)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -7,6 +7,11 @@
 //! VIP at once. The components' actions are carried out by [`components`]; the admin API,
 //! when configured, runs beside them ([`api`]) and answers in every role.
 //!
+//! Under systemd the loop tells it where keepserver stands ([`systemd`]): READY=1 once the first
+//! role is decided, RELOADING=1 and READY=1 around a reload, a STATUS= line on every change of
+//! role or service, STOPPING=1, and the watchdog pings, due as one more deadline of the loop
+//! (a wedged loop stops pinging).
+//!
 //! At start-up the hook record is read: a hook a killed predecessor left running is adopted
 //! (waited for, or killed at its original timeout) before the machine may run anything else,
 //! and the record is kept up to date with every hook from then on (see [`hooks::record`]).
@@ -35,6 +40,7 @@ use crate::logging;
 use crate::report;
 use crate::supervisor::components::show_duration;
 use crate::supervisor::{Action, Event, HookKind, HookResult, Role, Settings, Supervisor};
+use crate::systemd::{self, Condition, Service, Systemd};
 use crate::vip::watcher::{VipWatcher, Watch, WatchError};
 
 /// Why the daemon could not run.
@@ -76,19 +82,21 @@ enum Input {
 }
 
 /// Runs the daemon until it is told to stop. `logging` is the handle of the installed logger,
-/// used to swap in a new logging config on reload.
+/// used to swap in a new logging config on reload; `systemd` is what systemd passed in the
+/// environment (read before any thread started).
 pub fn run(
     config: Config,
     pidfile: Pidfile,
     mut readiness: Readiness,
     logging: log4rs::Handle,
+    systemd: &systemd::Env,
 ) -> Result<(), RuntimeError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(RuntimeError::Tokio)?;
     let result: Result<(), RuntimeError> = rt.block_on(async {
-        let shell = Shell::start(config, logging).await?;
+        let shell = Shell::start(config, logging, Systemd::new(systemd)).await?;
         readiness.ready();
         shell.run().await;
         Ok(())
@@ -121,6 +129,8 @@ struct Shell {
     components: components::Components,
     /// The admin API, when `api` is configured.
     api: Option<api::AdminApi>,
+    /// What systemd is told.
+    systemd: Systemd,
 }
 
 /// What the hook record was last written to say.
@@ -131,7 +141,11 @@ enum Recorded {
 }
 
 impl Shell {
-    async fn start(mut config: Config, logging: log4rs::Handle) -> Result<Self, RuntimeError> {
+    async fn start(
+        mut config: Config,
+        logging: log4rs::Handle,
+        systemd: Systemd,
+    ) -> Result<Self, RuntimeError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let listener = control::bind(&config.application.control_socket)?;
         let mut components = components::Components::new(tx.clone(), config.bgp.clone());
@@ -199,32 +213,73 @@ impl Shell {
             recorded,
             components,
             api,
+            systemd,
         })
     }
 
     async fn run(mut self) {
         let first = self.machine.begin(Instant::now());
         let mut exit = self.act(first);
+        if self.systemd.enabled() {
+            let (condition, retry_in) = self.condition();
+            self.systemd.ready(condition, retry_in, Instant::now());
+        }
         while !exit {
-            let deadline = self.machine.poll_timeout(Instant::now());
+            let now = Instant::now();
+            self.systemd.keepalive(now);
+            let deadline = self.machine.poll_timeout(now);
+            let wake = [deadline, self.systemd.watchdog_due()]
+                .into_iter()
+                .flatten()
+                .min();
             let input = tokio::select! {
                 input = self.rx.recv() => match input {
                     Some(input) => input,
                     None => break,
                 },
-                () = sleep_until(deadline) => Input::Event(Event::Timeout),
+                () = sleep_until(wake) => {
+                    if deadline.is_none_or(|at| Instant::now() < at) {
+                        // Woken for the watchdog only.
+                        continue;
+                    }
+                    Input::Event(Event::Timeout)
+                }
             };
             let actions = match input {
                 Input::Event(event) => self.machine.handle(event, Instant::now()),
-                Input::Reload => self.reload(),
+                Input::Reload => {
+                    self.systemd.reloading();
+                    let actions = self.reload();
+                    self.systemd.reloaded();
+                    actions
+                }
                 Input::Control(incoming) => self.answer(incoming),
                 Input::Keepalived(event) => self.keepalived(event, Source::Fifo),
                 Input::ApiQuagga(quagga) => self.api_quagga(quagga),
             };
             exit = self.act(actions);
             self.sync_record();
+            if self.systemd.enabled() {
+                let (condition, retry_in) = self.condition();
+                self.systemd.update(condition, retry_in);
+            }
         }
+        self.systemd.stopping();
         self.finish().await;
+    }
+
+    /// Where the role and the service stand, for systemd's STATUS= line, and the wait before
+    /// the next try of a failing hook.
+    fn condition(&self) -> (Condition, Option<std::time::Duration>) {
+        let status = self.status();
+        let condition = Condition {
+            role: status.role,
+            service: Service::of(status.running, status.hook_in_flight),
+            failures: status.consecutive_failures,
+            leaving: self.machine.standing().leaving,
+        };
+        let retry_in = status.retry_in_s.map(std::time::Duration::from_secs_f64);
+        (condition, retry_in)
     }
 
     async fn finish(mut self) {
