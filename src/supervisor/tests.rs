@@ -18,6 +18,7 @@ fn settings(is_running: bool) -> Keepstart {
         hook_timeout: Duration::from_secs(30),
         stop_on_exit: false,
         failure_backoff_max: Duration::from_secs(30),
+        hysteresis: crate::config::Hysteresis::default(),
     }
 }
 
