@@ -1091,3 +1091,5 @@ fn a_bgp_section_from_the_api_is_applied_at_once_and_removed_again() {
         "no announcer left"
     );
 }
+
+mod hysteresis;
