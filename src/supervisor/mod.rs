@@ -20,6 +20,10 @@
 //! after a start or stop that did not confirm it). A role change and a reload forget the
 //! failures and try at once.
 //!
+//! Hysteresis ([`hysteresis`], off by default): with `rise`/`fall` a VIP observation that differs
+//! from the role acted on only makes a change pending, one more deadline in `poll_timeout`; with
+//! `is-running-fall` a running service counts as down only after that many failed checks.
+//!
 //! The components that follow the role (the Libra worker, HAProxy, the BGP announcer) are part
 //! of the machine too ([`components`]): their starts, stops, restarts and re-applies are
 //! [`Action`]s and their reports [`Event::Component`]s, so recovery from their faults is tested
