@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::supervisor::components::show_duration;
 
 /// `keepserver status` as text, from the daemon's JSON status.
 pub fn status_text(status: &Value) -> String {
@@ -15,6 +16,15 @@ pub fn status_text(status: &Value) -> String {
         _ => "unknown".to_string(),
     };
     let _ = writeln!(out, "role:         {}", text(&status["role"]));
+    if let Some(p) = status["pending_role"].as_object() {
+        let _ = writeln!(
+            out,
+            "pending:      {} in {}s (the VIP has said so for {}s)",
+            text(&p["to"]),
+            text(&p["in_s"]),
+            text(&p["since_s"])
+        );
+    }
     let _ = writeln!(out, "running:      {running}");
     let _ = writeln!(out, "pid:          {}", text(&status["pid"]));
     let _ = writeln!(out, "uptime:       {}s", text(&status["uptime_s"]));
@@ -83,6 +93,13 @@ pub fn status_text(status: &Value) -> String {
             text(&status["retry_in_s"])
         );
     }
+    if status["is_running_failures"].as_u64().unwrap_or(0) > 0 {
+        let _ = writeln!(
+            out,
+            "is-running:   {} failed check(s) in a row, still counted as running",
+            text(&status["is_running_failures"])
+        );
+    }
     log_loss(&mut out, status);
     out
 }
@@ -143,6 +160,7 @@ pub fn plan_text(config: &Config) -> String {
         ks.hook_timeout.as_secs_f64(),
         ks.failure_backoff_max.as_secs_f64()
     );
+    hysteresis_plan(&mut out, &ks.hysteresis);
     let _ = writeln!(
         out,
         "alive report every {} cycles; stop on exit: {}",
@@ -231,6 +249,28 @@ fn api_plan(out: &mut String, api: Option<&crate::config::Api>) {
             Serve::Master => "while MASTER",
             Serve::Always => "in every role",
         }
+    );
+}
+
+/// The plan's hysteresis line, only when it is on.
+fn hysteresis_plan(out: &mut String, h: &crate::config::Hysteresis) {
+    if !h.is_on() {
+        return;
+    }
+    let hold = |d: std::time::Duration, state: &str| {
+        if d.is_zero() {
+            format!("as soon as it is {state}")
+        } else {
+            format!("once it has been {state} for {}", show_duration(d))
+        }
+    };
+    let _ = writeln!(
+        out,
+        "hysteresis: SLAVE {} and MASTER {} (the VIP); a running service counts as down after \
+         {} failed is-running checks in a row",
+        hold(h.fall, "absent"),
+        hold(h.rise, "present"),
+        h.is_running_fall
     );
 }
 
@@ -351,6 +391,40 @@ mod tests {
                 .contains("keepalived notify FIFO: /etc/keepserver/keepalived.fifo"),
             "{}",
             plan_text(&with_fifo)
+        );
+    }
+
+    #[test]
+    fn plan_and_status_show_hysteresis_only_when_on() {
+        let file = std::path::Path::new("/etc/keepserver/config.yaml");
+        let base = "keepstart:\n  vip: 192.0.2.100\n  start: s\n  stop: t\n  is-running: r\n";
+        let plain = crate::config::parse(base, file).unwrap().config;
+        assert!(!plan_text(&plain).contains("hysteresis"));
+        let text = format!("{base}  fall: 500ms\n  is-running-fall: 3\n");
+        let on = crate::config::parse(&text, file).unwrap().config;
+        assert!(
+            plan_text(&on).contains(
+                "hysteresis: SLAVE once it has been absent for 500ms and MASTER as soon as it \
+                 is present (the VIP); a running service counts as down after 3 failed \
+                 is-running checks in a row"
+            ),
+            "{}",
+            plan_text(&on)
+        );
+        let mut status = serde_json::json!({
+            "role": "MASTER", "running": true, "pending_role": null, "is_running_failures": 0,
+        });
+        assert!(!status_text(&status).contains("pending"));
+        status["pending_role"] = serde_json::json!({"to": "SLAVE", "since_s": 0.2, "in_s": 0.3});
+        status["is_running_failures"] = 2.into();
+        let text = status_text(&status);
+        assert!(
+            text.contains("pending:      SLAVE in 0.3s (the VIP has said so for 0.2s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("is-running:   2 failed check(s) in a row, still counted as running"),
+            "{text}"
         );
     }
 }

@@ -11,6 +11,7 @@ pub mod bgp;
 pub mod error;
 pub(crate) mod fields;
 pub mod host;
+pub mod hysteresis;
 pub mod libra;
 pub mod locate;
 
@@ -26,6 +27,7 @@ use fields::{RawSection, SectionReader, boolean, cycles, position_of, seconds, t
 
 pub use api::Api;
 pub use bgp::Bgp;
+pub use hysteresis::Hysteresis;
 pub use libra::{Endpoint, Libra, LibraHaproxy};
 
 use crate::ifname::Ifname;
@@ -71,6 +73,8 @@ pub struct Keepstart {
     pub stop_on_exit: bool,
     /// Longest wait between retries of a failing start or stop (`failure-backoff-max`, default 300 s).
     pub failure_backoff_max: Duration,
+    /// `rise`, `fall` and `is-running-fall` (off by default).
+    pub hysteresis: Hysteresis,
 }
 
 /// A whole, valid configuration.
@@ -414,6 +418,7 @@ fn read_keepstart(r: &mut SectionReader<'_>) -> Option<Keepstart> {
     let failure_backoff_max = r
         .optional("failure-backoff-max", seconds)
         .unwrap_or(Duration::from_secs(300));
+    let hysteresis = hysteresis::read(r, is_running.is_some());
     Some(Keepstart {
         nic,
         vip: vip?,
@@ -426,6 +431,7 @@ fn read_keepstart(r: &mut SectionReader<'_>) -> Option<Keepstart> {
         hook_timeout,
         stop_on_exit,
         failure_backoff_max,
+        hysteresis,
     })
 }
 

@@ -294,3 +294,39 @@ fn key_positions_are_kept_for_later_checks() {
     assert_eq!(at("application.pidfile"), Some(4));
     assert_eq!(at("keepstart.hook-timeout"), None);
 }
+
+#[test]
+fn hysteresis_is_off_by_default_and_read_when_given() {
+    let base = "keepstart:\n  vip: 192.0.2.10\n  start: s\n  stop: t\n";
+    let c = parse(base, &file()).unwrap().config;
+    assert_eq!(c.keepstart.hysteresis, Hysteresis::default());
+    assert!(!c.keepstart.hysteresis.is_on());
+    let text = format!("{base}  is-running: r\n  rise: 2\n  fall: 200ms\n  is-running-fall: 3\n");
+    let loaded = parse(&text, &file()).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let h = loaded.config.keepstart.hysteresis;
+    assert_eq!(
+        (h.rise, h.fall, h.is_running_fall),
+        (Duration::from_secs(2), Duration::from_millis(200), 3)
+    );
+}
+
+#[test]
+fn bad_hysteresis_keys_name_key_and_line() {
+    let text = "keepstart:\n  vip: 192.0.2.10\n  start: s\n  stop: t\n  rise: soon\n  fall: -1\n  is-running-fall: 2\n";
+    let p = problems(text);
+    let found: Vec<(&str, u64)> = p
+        .iter()
+        .map(|p| (p.key.as_str(), p.position.unwrap().line))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("keepstart.rise", 5),
+            ("keepstart.fall", 6),
+            ("keepstart.is-running-fall", 7)
+        ]
+    );
+    assert!(p[0].message.contains("500ms"), "{}", p[0]);
+    assert!(p[2].message.contains("keepstart.is-running"), "{}", p[2]);
+}

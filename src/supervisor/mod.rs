@@ -20,6 +20,10 @@
 //! after a start or stop that did not confirm it). A role change and a reload forget the
 //! failures and try at once.
 //!
+//! Hysteresis ([`hysteresis`], off by default): with `rise`/`fall` a VIP observation that differs
+//! from the role acted on only makes a change pending, one more deadline in `poll_timeout`; with
+//! `is-running-fall` a running service counts as down only after that many failed checks.
+//!
 //! The components that follow the role (the Libra worker, HAProxy, the BGP announcer) are part
 //! of the machine too ([`components`]): their starts, stops, restarts and re-applies are
 //! [`Action`]s and their reports [`Event::Component`]s, so recovery from their faults is tested
@@ -46,6 +50,7 @@
 
 pub mod backoff;
 pub mod components;
+pub mod hysteresis;
 pub mod status;
 pub mod types;
 
@@ -58,6 +63,7 @@ use crate::config::Keepstart;
 use crate::keepalived::{KeepalivedEvent, Source};
 use backoff::Backoff;
 use components::{Components, show_duration};
+use hysteresis::{CheckStreak, RoleFilter};
 pub use status::{HookStats, KeepalivedStats, KeepalivedView, Status, Transition};
 pub use types::{
     Action, BgpStep, ComponentEvent, Event, HaproxyPlan, HookKind, HookOutcome, HookResult,
@@ -106,6 +112,10 @@ pub struct Supervisor {
     held_until: Option<Instant>,
     keepalived: KeepalivedStats,
     components: Components,
+    /// The role change waiting for `rise` or `fall`.
+    filter: RoleFilter,
+    /// Failed is-running checks in a row, counted against `is-running-fall`.
+    streak: CheckStreak,
 }
 
 impl Supervisor {
@@ -145,6 +155,8 @@ impl Supervisor {
             held_until: None,
             keepalived: KeepalivedStats::default(),
             components: Components::new(libra, bgp, haproxy),
+            filter: RoleFilter::default(),
+            streak: CheckStreak::default(),
         }
     }
 
@@ -184,7 +196,7 @@ impl Supervisor {
         let mut actions = Vec::new();
         match event {
             Event::Vip { present } => {
-                self.observe(Role::from_vip(present), now);
+                self.seen(Role::from_vip(present), now);
                 self.judge(present);
             }
             Event::Keepalived { event, source } => self.keepalived(event, source, now),
@@ -194,7 +206,7 @@ impl Supervisor {
                 }
             }
             Event::HookFinished(result) => self.finish(result, now),
-            Event::Reload(settings) => self.reload(*settings),
+            Event::Reload(settings) => self.reload(*settings, now),
             Event::ReportRequested => actions.push(Action::Report),
             Event::Shutdown => {
                 if self.leaving_since.is_none() {
@@ -214,13 +226,16 @@ impl Supervisor {
                 self.components.set_bgp(*bgp);
             }
         }
+        if let Some(role) = self.filter.due(now) {
+            self.observe(role, now);
+        }
         actions.extend(self.next_actions(now));
         actions
     }
 
     /// When the machine next wants [`Event::Timeout`]: the end of the cycle, or earlier when a
-    /// retry, a confirming is-running, the end of a hold or the exit grace is due. `None` once
-    /// it has exited.
+    /// retry, a confirming is-running, the end of a hold, a pending role change or the exit
+    /// grace is due. `None` once it has exited.
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         if self.exited {
             return None;
@@ -234,6 +249,8 @@ impl Supervisor {
             ahead(self.test_not_before),
             ahead(self.held_until),
             ahead(self.leaving_since.map(|t| t + EXIT_GRACE)),
+            // Landed by whatever event comes next, so even a passed one is kept.
+            self.filter.deadline(),
             self.components.poll_timeout(now),
         ]
         .into_iter()
@@ -241,7 +258,8 @@ impl Supervisor {
         .min()
     }
 
-    /// The current role.
+    /// The role the machine acts on (with `rise` or `fall` set, the VIP may already say
+    /// otherwise: see [`Supervisor::status`]).
     pub fn role(&self) -> Role {
         self.role
     }
@@ -264,6 +282,11 @@ impl Supervisor {
     pub fn status(&self, now: Instant, pid: u32) -> Status {
         Status {
             role: self.role,
+            observed_role: self.filter.pending().map_or(self.role, |p| p.to),
+            pending_role: self
+                .filter
+                .pending()
+                .map(|p| status::PendingView::new(&p, now)),
             running: self.running,
             pid,
             uptime_s: status::secs(now.saturating_duration_since(self.started)),
@@ -283,6 +306,7 @@ impl Supervisor {
                 .collect(),
             consecutive_failures: self.backoff.failures,
             retry_in_s: self.backoff.pending(now).map(|t| status::secs(t - now)),
+            is_running_failures: self.streak.failures,
             keepalived: KeepalivedView::new(&self.keepalived, now),
             components: self.components.view(now),
         }
@@ -300,12 +324,18 @@ impl Supervisor {
         self.keepalived.events += 1;
         self.keepalived.last = Some((event.clone(), source, now));
         if event.state.is_down() && self.role == Role::Master {
-            info!(
-                "keepalived gave this node up: SLAVE until the VIP is re-read state={}",
-                event.state
-            );
-            self.observe(Role::Slave, now);
-            self.held_until = Some(now + self.settings.cycle);
+            if self.settings.hysteresis.fall.is_zero() {
+                info!(
+                    "keepalived gave this node up: SLAVE until the VIP is re-read state={}",
+                    event.state
+                );
+                self.observe(Role::Slave, now);
+                self.held_until = Some(now + self.settings.cycle);
+            } else {
+                // With `fall` the notify counts as the VIP seen absent: the re-read VIP keeps
+                // the change pending or calls it off, and nothing runs before `fall`.
+                self.seen(Role::Slave, now);
+            }
         }
         if self.unjudged.len() >= MAX_UNJUDGED {
             self.unjudged.remove(0);
@@ -336,6 +366,17 @@ impl Supervisor {
         }
     }
 
+    /// The VIP says `role` at `now`: act on it, at once or once `rise`/`fall` has passed.
+    fn seen(&mut self, role: Role, now: Instant) {
+        if let Some(role) = self
+            .filter
+            .observe(role, self.role, &self.settings.hysteresis, now)
+        {
+            self.observe(role, now);
+        }
+    }
+
+    /// The role acted on becomes `role` at `now`.
     fn observe(&mut self, role: Role, now: Instant) {
         if role == self.role {
             return;
@@ -380,12 +421,17 @@ impl Supervisor {
         report
     }
 
-    fn reload(&mut self, settings: Settings) {
+    fn reload(&mut self, settings: Settings, now: Instant) {
         info!(
-            "configuration reloaded role={} running={} failures_forgotten={}",
+            "configuration reloaded role={} running={} failures_forgotten={}{}",
             self.role,
             show_running(self.running),
-            self.backoff.failures
+            self.backoff.failures,
+            self.filter.pending().map_or(String::new(), |p| format!(
+                " pending={} since={}",
+                p.to,
+                show_duration(now.saturating_duration_since(p.since))
+            ))
         );
         let Settings {
             keepstart,
@@ -397,6 +443,7 @@ impl Supervisor {
             self.test_due = false;
             self.test_not_before = None;
             self.awaiting_confirmation = None;
+            self.streak.reset();
         }
         if keepstart.cycle != self.settings.cycle {
             self.next_cycle_at = self.next_cycle_at - self.settings.cycle + keepstart.cycle;
@@ -405,6 +452,9 @@ impl Supervisor {
         self.backoff.reset();
         self.settings = keepstart;
         self.components.reload(libra, bgp, haproxy);
+        if let Some(role) = self.filter.reload(&self.settings.hysteresis, now) {
+            self.observe(role, now);
+        }
     }
 
     fn finish(&mut self, result: HookResult, now: Instant) {
@@ -427,6 +477,7 @@ impl Supervisor {
             HookKind::Start | HookKind::Stop => {
                 // Whatever is-running said was about the service before this hook.
                 self.checked = None;
+                self.streak.reset();
                 let wanted_running = kind == HookKind::Start;
                 if ok {
                     self.running = Some(wanted_running);
@@ -447,6 +498,9 @@ impl Supervisor {
             HookKind::IsRunning => {
                 self.test_due = false;
                 self.test_not_before = None;
+                if self.tolerated(ok, now) {
+                    return;
+                }
                 self.running = Some(ok);
                 self.checked = Some(ok);
                 match self.awaiting_confirmation.take() {
@@ -457,6 +511,24 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// With `is-running-fall`, whether a failed check of a service believed running is one
+    /// of the first `is-running-fall − 1` in a row: the service still counts as running (what
+    /// was believed and awaited stays) and the next check comes one cycle later.
+    fn tolerated(&mut self, ok: bool, now: Instant) -> bool {
+        let fall = self.settings.hysteresis.is_running_fall;
+        if ok || self.running != Some(true) || !self.streak.tolerates(fall) {
+            self.streak.reset();
+            return false;
+        }
+        info!(
+            "is-running failed; still counted as running failures={} is-running-fall={fall} next_check_in={}",
+            self.streak.failures,
+            show_duration(self.settings.cycle)
+        );
+        self.test_not_before = Some(now + self.settings.cycle);
+        true
     }
 
     /// An adopted hook ended by itself: ask is-running, or (without one) take a start or stop

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::components::ComponentsView;
+use super::hysteresis::Pending;
 use super::types::{HookKind, HookOutcome, HookResult, Role, signal_name};
 use crate::keepalived::{KeepalivedEvent, KeepalivedState, Source};
 
@@ -34,8 +35,13 @@ pub struct Transition {
 /// The status snapshot, as served by `keepserver status --json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Status {
-    /// MASTER or SLAVE.
+    /// MASTER or SLAVE: the role the node acts on.
     pub role: Role,
+    /// The role the VIP says now; differs from `role` only while a change waits for `rise` or
+    /// `fall`.
+    pub observed_role: Role,
+    /// The role change waiting for `rise` or `fall`, if any.
+    pub pending_role: Option<PendingView>,
     /// Whether the service is running; null until first known.
     pub running: Option<bool>,
     /// The daemon's pid.
@@ -58,6 +64,8 @@ pub struct Status {
     pub consecutive_failures: u32,
     /// Seconds until the next retry is allowed, while backing off.
     pub retry_in_s: Option<f64>,
+    /// Failed is-running checks in a row still tolerated by `is-running-fall`.
+    pub is_running_failures: u32,
     /// keepalived's view, from its last notify or FIFO line; null until one arrives.
     pub keepalived: Option<KeepalivedView>,
     /// The components that follow the role.
@@ -107,6 +115,28 @@ impl KeepalivedView {
             events: stats.events,
             disagreements: stats.disagreements,
         })
+    }
+}
+
+/// A pending role change, relative to now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingView {
+    /// The role it changes to.
+    pub to: Role,
+    /// Seconds since the VIP was first seen saying so.
+    pub since_s: f64,
+    /// Seconds until it lands, unless the VIP says otherwise first.
+    pub in_s: f64,
+}
+
+impl PendingView {
+    /// The view of `pending` at `now`.
+    pub fn new(pending: &Pending, now: Instant) -> Self {
+        PendingView {
+            to: pending.to,
+            since_s: secs(now.saturating_duration_since(pending.since)),
+            in_s: secs(pending.at.saturating_duration_since(now)),
+        }
     }
 }
 
@@ -211,6 +241,12 @@ impl Status {
         }
         if let Some(retry) = self.retry_in_s {
             let _ = write!(line, " next_retry_in={retry:.1}s");
+        }
+        if let Some(p) = &self.pending_role {
+            let _ = write!(line, " pending_role={} pending_in={:.1}s", p.to, p.in_s);
+        }
+        if self.is_running_failures > 0 {
+            let _ = write!(line, " is_running_failures={}", self.is_running_failures);
         }
         let c = &self.components;
         if c.haproxy_failures > 0 {

@@ -18,6 +18,7 @@ fn settings(is_running: bool) -> Keepstart {
         hook_timeout: Duration::from_secs(30),
         stop_on_exit: false,
         failure_backoff_max: Duration::from_secs(30),
+        hysteresis: crate::config::Hysteresis::default(),
     }
 }
 
@@ -1090,3 +1091,5 @@ fn a_bgp_section_from_the_api_is_applied_at_once_and_removed_again() {
         "no announcer left"
     );
 }
+
+mod hysteresis;
