@@ -65,7 +65,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (CannotRun, _r, add_netns, build, copy_logs, fmt,  # noqa: E402
                       git_rev, loadavg, log, machine_info, machine_line, nearest_rank,
                       print_report, proc_rss_kib, run, run_bench, set_log_prefix, start_group,
-                      stop_group, tail, tool_version)
+                      stop_group, stop_inner, tail, tool_version)
 
 NIC = "ksa0"
 PEER = "ksa0p"
@@ -149,16 +149,6 @@ def outer_bench(args, cleanup):
     result["machine"]["loadavg_end"] = loadavg()
     print_report(render(result), result, args.json)
     return 0
-
-
-def stop_inner(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
 
 
 # --------------------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (CannotRun, _r, add_netns, build, copy_logs, fmt as fmt_cell,  # noqa: E402
                       git_rev, loadavg, log, machine_info, machine_line, nearest_rank,
                       print_report, proc_cpu_ns, proc_rss_kib, run, run_bench, set_log_prefix,
-                      start_group, stop_group, tail, tool_version)
+                      start_group, stop_group, stop_inner, tail, tool_version)
 
 NIC = "ksb0"
 PEER = "ksb0p"
@@ -237,19 +237,6 @@ def sweep(ns, tmp):
     left = pids_in_ns(ns) + haproxy_pids(tmp)
     if left:
         log(f"still alive after SIGKILL: {left}")
-
-
-def stop_inner(p):
-    if p is None or p.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        p.send_signal(signal.SIGTERM)
-    try:
-        p.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        log("the inner part did not finish its clean-up in 30 s; killing it")
-        p.kill()
-        p.wait(timeout=10)
 
 
 def outer(args):

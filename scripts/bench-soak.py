@@ -77,7 +77,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from benchlib import (CannotRun, _r, add_netns, build, copy_logs, fmt, git_rev,  # noqa: E402
                       loadavg, log, machine_info, machine_line, nearest_rank, print_report,
-                      proc_status_kib, run, run_bench, set_log_prefix, tail, tool_version)
+                      proc_status_kib, run, run_bench, set_log_prefix, stop_inner, tail,
+                      tool_version)
 
 
 def _load(filename):
@@ -148,7 +149,7 @@ def outer_bench(args, cleanup):
     inner_p = subprocess.Popen(
         ["ip", "netns", "exec", ns, sys.executable, "-u", SCRIPT, "--inner", cfg_path],
         stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr, env=env)
-    later("stop the inner part", libra.stop_inner, inner_p)
+    later("stop the inner part", stop_inner, inner_p)
     rc = inner_p.wait()
     if rc != 0 or not os.path.exists(result_path):
         raise CannotRun(f"the benchmark inside the namespace exited with status {rc}"

@@ -173,6 +173,21 @@ def add_netns(cleanup, ns, nic, peer):
         run(["ip", "-netns", ns, "link", "set", dev, "up"])
 
 
+def stop_inner(p):
+    """Stops a benchmark's inner part (the process run inside its namespace): SIGTERM, then
+    30 s for its clean-up, then SIGKILL."""
+    if p is None or p.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        log("the inner part did not finish its clean-up in 30 s; killing it")
+        p.kill()
+        p.wait(timeout=10)
+
+
 def delete_netns(ns):
     r = run(["ip", "netns", "del", ns], check=False, timeout=30)
     if r.returncode != 0:

@@ -5,13 +5,16 @@
 //! SIGKILLs every process whose command line names that directory when the test ends, passed or
 //! panicked. Backends are small HTTP servers in the test; ports are picked free at run time.
 
+mod dir_guard;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use dir_guard::{Guard, processes_mentioning};
 use keepserver::haproxy::driver::{Haproxy, HaproxyError, HaproxySettings};
 use keepserver::haproxy::model::{Balancer, HttpPath};
 use keepserver::haproxy::render::{RuntimePaths, render};
@@ -19,8 +22,6 @@ use keepserver::haproxy::stats;
 use keepserver::libra::site::{
     Algorithm, Condition, LoadBalancer, Monitor, MonitorKind, Node, Protocol, Site,
 };
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -28,48 +29,6 @@ const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 // ---------------------------------------------------------------------------------------------
 // Fixture: a temporary directory, the driver, and the guard that kills what the test started.
-
-/// Kills, on drop, every process whose command line mentions the test's directory.
-struct Guard {
-    dir: PathBuf,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let pids = processes_mentioning(&self.dir);
-        for pid in &pids {
-            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while pids.iter().any(|pid| alive(*pid)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn processes_mentioning(dir: &Path) -> Vec<i32> {
-    let needle = dir.as_os_str().as_encoded_bytes();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| *pid != std::process::id() as i32 && alive(*pid))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
-        })
-        .collect()
-}
-
-/// Alive and not a zombie (the daemonized master is reaped by init, maybe late).
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|state| state != 'Z' && state != 'X')
-    })
-}
 
 struct Fixture {
     // Declared first: dropped first, before the directory goes.

@@ -10,20 +10,21 @@
 //! command line names that directory when the test ends, passed or panicked. Backends are small
 //! HTTP servers in the test, answering their name; ports are picked free at run time.
 
+mod dir_guard;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dir_guard::Guard;
 use keepserver::api::Kind;
 use keepserver::api::service::{Operation, Service};
 use keepserver::config::Api;
 use keepserver::config::api::{ApiHaproxy, Serve};
 use keepserver::haproxy::driver::{Applied, Haproxy, HaproxySettings};
 use keepserver::haproxy::model::{Balance, Balancer, Listener, Member, Mode, Name, Pool};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
@@ -34,48 +35,6 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------------
 // Fixture: a temporary directory, the driver, and the guard that kills what the test started.
-
-/// Kills, on drop, every process whose command line mentions the test's directory.
-struct Guard {
-    dir: PathBuf,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let pids = processes_mentioning(&self.dir);
-        for pid in &pids {
-            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while pids.iter().any(|pid| alive(*pid)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn processes_mentioning(dir: &Path) -> Vec<i32> {
-    let needle = dir.as_os_str().as_encoded_bytes();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| *pid != std::process::id() as i32 && alive(*pid))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
-        })
-        .collect()
-}
-
-/// Alive and not a zombie (the daemonized master is reaped by init, maybe late).
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| rest.trim_start().chars().next())
-            .is_some_and(|state| state != 'Z' && state != 'X')
-    })
-}
 
 struct Fixture {
     // Declared first: dropped first, before the directory goes.
