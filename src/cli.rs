@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// keepserver: run this node's services while it holds the VIP.
 #[derive(Debug, Parser)]
@@ -50,4 +50,22 @@ pub enum Command {
         #[arg(required = true, value_name = "ARGS", allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Write the man page or the shell completions into DIR (for packaging: scripts/build-deb).
+    #[command(hide = true)]
+    Generate {
+        /// What to write.
+        what: Artifact,
+        /// The directory to write into (created if missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+/// What `generate` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Artifact {
+    /// keepserver.1
+    Man,
+    /// keepserver.bash, _keepserver (zsh) and keepserver.fish
+    Completions,
 }

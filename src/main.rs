@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use keepserver::cli::{Cli, Command};
+use keepserver::cli::{Artifact, Cli, Command};
 use keepserver::config::host::{self, Purpose};
 use keepserver::config::locate::{self, Fallback, Located, Overrides};
 use keepserver::config::{self, Config, ConfigError, Loaded};
@@ -61,6 +61,7 @@ fn main() -> ExitCode {
         Command::Status { json } => status(&find(path, &overrides), json),
         Command::Check => no_overrides(&overrides).and_then(|()| check(path)),
         Command::Notify { args } => notify(path, &overrides, &args),
+        Command::Generate { what, dir } => generate(what, &dir),
     };
     // The daemon's last lines are written by its sinks' threads: let them finish.
     logging::flush();
@@ -353,5 +354,19 @@ fn notify(path: &Path, overrides: &Overrides, args: &[String]) -> Result<(), Fai
         "notify delivered: {event}; keepserver role {}",
         answer["role"].as_str().unwrap_or("unknown")
     );
+    Ok(())
+}
+
+/// Writes the man page or the completions for packaging, naming each file written.
+fn generate(what: Artifact, dir: &Path) -> Result<(), Failure> {
+    let written = keepserver::generate::write(what, dir).map_err(|e| {
+        Failure::new(
+            EXIT_FAILURE,
+            format!("cannot write into {}: {e}", dir.display()),
+        )
+    })?;
+    for path in written {
+        println!("{}", path.display());
+    }
     Ok(())
 }

@@ -314,7 +314,7 @@ fn shipped_unit_passes_systemd_analyze_verify() {
     // verify wants the binary the unit names to exist: point it at the one under test.
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("keepserver.service");
-    fs::write(&path, unit.replace("/usr/local/bin/keepserver", BIN)).expect("write unit");
+    fs::write(&path, unit.replace("/usr/bin/keepserver", BIN)).expect("write unit");
     let out = run(
         Command::new("systemd-analyze").arg("verify").arg(&path),
         Duration::from_secs(60),
@@ -327,7 +327,7 @@ fn shipped_unit_passes_systemd_analyze_verify() {
         "Type=notify",
         "NotifyAccess=main",
         "WatchdogSec=30s",
-        "ExecReload=/usr/local/bin/keepserver -c /etc/keepserver/config.yaml reload",
+        "ExecReload=/usr/bin/keepserver -c /etc/keepserver/config.yaml reload",
     ] {
         assert!(
             unit.lines().any(|l| l == line),
