@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use keepserver::haproxy::{RuntimePaths, render};
-use keepserver::libra::site::{LoadBalancer, Site};
 use keepserver::libra::message::{self, Action};
+use keepserver::libra::site::{LoadBalancer, Site};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
