@@ -83,8 +83,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (CannotRun, _r, add_netns, build, copy_logs, fmt as fmt_cell,  # noqa: E402
                       git_rev, loadavg, log, machine_info, machine_line, nearest_rank,
-                      print_report, proc_cpu_ns, proc_rss_kib, run, run_bench, set_log_prefix,
-                      start_group, stop_group, stop_inner, tail, tool_version)
+                      proc_cpu_ns, proc_rss_kib, run, run_bench, run_inner, set_log_prefix,
+                      start_group, stop_group, tail, tool_version)
 
 NIC = "ksb0"
 PEER = "ksb0p"
@@ -263,29 +263,7 @@ def outer_bench(args, cleanup):
 
     cfg = dict(vars(args), tmp=tmp, ns=ns, binary=binary, gear_site=site,
                python_nodelay=not args.python_nagle)
-    cfg_path = os.path.join(tmp, "inner-config.json")
-    result_path = os.path.join(tmp, "result.json")
-    with open(cfg_path, "w") as f:
-        json.dump(cfg, f)
-    env = dict(os.environ)
-    if site:
-        env["PYTHONPATH"] = site + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
-                                    else "")
-    bound = inner_time_bound(args)
-    signal.alarm(int(bound + 120))
-    inner_p = subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-u", SCRIPT, "--inner", cfg_path],
-        stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr, env=env)
-    later("stop the inner part", stop_inner, inner_p)
-    rc = inner_p.wait()
-    if rc != 0 or not os.path.exists(result_path):
-        raise CannotRun(f"the benchmark inside the namespace exited with status {rc}"
-                        + ("" if os.path.exists(result_path) else " without results"))
-    with open(result_path) as f:
-        result = json.load(f)
-    result["machine"]["loadavg_end"] = loadavg()
-    print_report(render(result), result, args.json)
-    return 0
+    return run_inner(ns, SCRIPT, cfg, site, later, inner_time_bound(args), render, args.json)
 
 
 def inner_time_bound(args):

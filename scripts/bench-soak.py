@@ -76,8 +76,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from benchlib import (CannotRun, _r, add_netns, build, copy_logs, fmt, git_rev,  # noqa: E402
-                      loadavg, log, machine_info, machine_line, nearest_rank, print_report,
-                      proc_status_kib, run, run_bench, set_log_prefix, stop_inner, tail,
+                      loadavg, log, machine_info, machine_line, nearest_rank,
+                      proc_status_kib, run, run_bench, run_inner, set_log_prefix, tail,
                       tool_version)
 
 
@@ -137,28 +137,7 @@ def outer_bench(args, cleanup):
     log(f"namespace {ns}: lo, veth {NIC}<->{PEER} up, VIP {VIP}/{PREFIX_LEN} absent")
 
     cfg = dict(vars(args), tmp=tmp, ns=ns, binary=binary, gear_site=site)
-    cfg_path = os.path.join(tmp, "inner-config.json")
-    result_path = os.path.join(tmp, "result.json")
-    with open(cfg_path, "w") as f:
-        json.dump(cfg, f)
-    env = dict(os.environ)
-    if site:
-        env["PYTHONPATH"] = site + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
-                                    else "")
-    signal.alarm(int(time_bound(args) + 120))
-    inner_p = subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-u", SCRIPT, "--inner", cfg_path],
-        stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr, env=env)
-    later("stop the inner part", stop_inner, inner_p)
-    rc = inner_p.wait()
-    if rc != 0 or not os.path.exists(result_path):
-        raise CannotRun(f"the benchmark inside the namespace exited with status {rc}"
-                        + ("" if os.path.exists(result_path) else " without results"))
-    with open(result_path) as f:
-        result = json.load(f)
-    result["machine"]["loadavg_end"] = loadavg()
-    print_report(render(result), result, args.json)
-    return 0
+    return run_inner(ns, SCRIPT, cfg, site, later, time_bound(args), render, args.json)
 
 
 def time_bound(args):

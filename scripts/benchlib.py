@@ -188,6 +188,34 @@ def stop_inner(p):
         p.wait(timeout=10)
 
 
+def run_inner(ns, script, cfg, site, later, bound_s, render, as_json):
+    """Runs `script --inner` in namespace `ns` with `cfg` (written to cfg["tmp"]/inner-config.json;
+    the inner part writes cfg["tmp"]/result.json), `site` prepended to PYTHONPATH when given, a
+    watchdog alarm of `bound_s` + 120 s; then prints the report `render` makes of the result."""
+    cfg_path = os.path.join(cfg["tmp"], "inner-config.json")
+    result_path = os.path.join(cfg["tmp"], "result.json")
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    env = dict(os.environ)
+    if site:
+        env["PYTHONPATH"] = site + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
+                                    else "")
+    signal.alarm(int(bound_s + 120))
+    inner_p = subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, "-u", script, "--inner", cfg_path],
+        stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr, env=env)
+    later("stop the inner part", stop_inner, inner_p)
+    rc = inner_p.wait()
+    if rc != 0 or not os.path.exists(result_path):
+        raise CannotRun(f"the benchmark inside the namespace exited with status {rc}"
+                        + ("" if os.path.exists(result_path) else " without results"))
+    with open(result_path) as f:
+        result = json.load(f)
+    result["machine"]["loadavg_end"] = loadavg()
+    print_report(render(result), result, as_json)
+    return 0
+
+
 def delete_netns(ns):
     r = run(["ip", "netns", "del", ns], check=False, timeout=30)
     if r.returncode != 0:
