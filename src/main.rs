@@ -97,7 +97,7 @@ fn find(path: &Path, overrides: &Overrides) -> Located {
             Fallback::Lenient => "the application keys that could be read",
             Fallback::Defaults => "the defaults beside it (it is not readable YAML)",
         };
-        // The error last: a YAML syntax error spans several lines, with a snippet.
+        // The error last: it is the longest part.
         eprintln!(
             "keepserver: warning: config {} is broken, fix it before the next start or reload; \
              using pidfile {} from {from}. First error: {}",

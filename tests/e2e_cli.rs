@@ -255,7 +255,7 @@ fn check_invalid_config_names_key_file_and_line() {
     );
     assert_eq!(out.code, Some(2), "check invalid-sleep.yaml:\n{out}");
     let text = out.text();
-    for want in ["sleep", "line 8", "invalid-sleep.yaml"] {
+    for want in ["sleep", "invalid-sleep.yaml:8:"] {
         assert!(text.contains(want), "expected {want:?} in:\n{out}");
     }
 }

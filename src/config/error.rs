@@ -56,15 +56,8 @@ pub struct KeyProblem {
 
 impl fmt::Display for KeyProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(p) = self.position {
-            write!(f, ":{}:{}", p.line, p.column)?;
-        }
-        write!(f, ": key `{}`", self.key)?;
-        if let Some(p) = self.position {
-            write!(f, " (line {}, column {})", p.line, p.column)?;
-        }
-        write!(f, ": {}", self.message)
+        let at = at(&self.file, self.position);
+        write!(f, "{at}: key `{}`: {}", self.key, self.message)
     }
 }
 
@@ -80,11 +73,13 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid YAML, or not a mapping of sections.
-    #[error("{}: not a valid keepserver config: {message}", file.display())]
+    #[error("{}: not a valid keepserver config: {message}", at(file, *position))]
     Syntax {
         /// The file.
         file: PathBuf,
-        /// The parser's message, with line and column.
+        /// Where the parser stopped, when it says.
+        position: Option<Position>,
+        /// The parser's message, without the position.
         message: String,
     },
     /// The YAML is well formed but one or more keys are wrong; every problem is listed.
@@ -93,6 +88,26 @@ pub enum ConfigError {
         /// Every problem found, in file order.
         problems: Vec<KeyProblem>,
     },
+}
+
+/// A YAML parser's message for an operator: without the position (the caller says it once)
+/// and without the source snippet (which would say it twice more).
+pub fn yaml_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::MessageFormatter;
+    let message = serde_saphyr::UserMessageFormatter.format_message(e.without_snippet());
+    // The renderer would neutralize control characters; the bare message is ours to.
+    message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// `file:line:column`, or the file alone when the position is not known.
+fn at(file: &Path, position: Option<Position>) -> String {
+    match position {
+        Some(p) => format!("{}:{}:{}", file.display(), p.line, p.column),
+        None => file.display().to_string(),
+    }
 }
 
 fn list(problems: &[KeyProblem]) -> String {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-pub use error::{ConfigError, KeyPositions, KeyProblem, Position};
+pub use error::{ConfigError, KeyPositions, KeyProblem, Position, yaml_message};
 use fields::{RawSection, SectionReader, boolean, cycles, position_of, seconds, text};
 
 pub use api::Api;
@@ -161,6 +161,18 @@ struct LibraNested {
     archive: Option<Spanned<RawSection>>,
 }
 
+/// A YAML error as [`ConfigError::Syntax`]: its position once, and its message.
+fn syntax_error(file: &Path, e: &serde_saphyr::Error) -> ConfigError {
+    ConfigError::Syntax {
+        file: file.to_path_buf(),
+        position: e.location().map(|l| Position {
+            line: l.line(),
+            column: l.column(),
+        }),
+        message: yaml_message(e),
+    }
+}
+
 /// Parses config text; `file` is used for messages and to resolve relative paths.
 pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
     let doc: RawDoc = if text.trim().is_empty() {
@@ -168,10 +180,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
     } else {
         serde_saphyr::from_str(text)
     }
-    .map_err(|e| ConfigError::Syntax {
-        file: file.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    .map_err(|e| syntax_error(file, &e))?;
     let mut problems = Vec::new();
     let mut warnings: Vec<KeyProblem> = doc
         .other

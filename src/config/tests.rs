@@ -113,8 +113,11 @@ fn bad_sleep_names_key_and_line() {
     assert_eq!(p[0].position.unwrap().line, 12);
     let message = p[0].to_string();
     assert!(message.contains("sleep"), "{message}");
-    assert!(message.contains("line 12"), "{message}");
-    assert!(message.contains("/etc/keepserver/config.yaml"), "{message}");
+    assert!(
+        message.starts_with("/etc/keepserver/config.yaml:12:"),
+        "{message}"
+    );
+    assert!(!message.contains("line"), "the position once: {message}");
     assert!(message.contains("seconds"), "{message}");
 }
 
@@ -163,10 +166,21 @@ fn unknown_keys_warn_with_their_line() {
 
 #[test]
 fn syntax_errors_name_the_file_and_line() {
-    let err = parse("keepstart: [\n", &file()).unwrap_err();
+    let err = parse("keepstart:\n  nic: lo\n   vip: [\n", &file()).unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("config.yaml"), "{message}");
-    assert!(message.contains("line"), "{message}");
+    assert_eq!(
+        message,
+        "/etc/keepserver/config.yaml:3:7: not a valid keepserver config: \
+         mapping values are not allowed in this context"
+    );
+    let err = parse("keepstart:\n  nic: lo\n  nic: eth0\n", &file()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("/etc/keepserver/config.yaml:3:3: "),
+        "{message}"
+    );
+    assert!(message.contains("`nic`"), "{message}");
+    assert!(!message.contains("line"), "the position once: {message}");
 }
 
 #[test]

@@ -172,12 +172,12 @@ impl Source {
     }
 
     /// A [`LoggingError::Malformed`] for a YAML parser error, at its line.
-    /// The source snippet is left out: the message names file and line.
+    /// The message is the parser's without its position and snippet: `at` names file and line.
     pub(super) fn yaml_error(&self, error: &serde_saphyr::Error) -> LoggingError {
         let line = error
             .location()
             .and_then(|location| usize::try_from(location.line()).ok());
-        self.malformed(line, error.without_snippet())
+        self.malformed(line, crate::config::yaml_message(error))
     }
 
     /// A warning about `spot`, phrased like the errors so both read alike.
