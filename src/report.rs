@@ -55,7 +55,7 @@ pub fn status_text(status: &Value) -> String {
                 Some(l) => {
                     let code = match (&l["exit"], &l["signal"]) {
                         (Value::Number(n), _) => format!(" exit={n}"),
-                        (_, Value::Number(n)) => format!(" signal={n}"),
+                        (_, Value::String(name)) => format!(" signal={name}"),
                         _ => String::new(),
                     };
                     format!(
@@ -345,6 +345,20 @@ mod tests {
             text.contains(
                 "keepalived:   FAULT (from fifo, instance VI_1, 0.25s ago; 4 events, 1 contradicted by the VIP)"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn status_text_names_the_signal_that_killed_a_hook() {
+        let status = serde_json::json!({
+            "role": "MASTER", "running": true, "hooks": {"start": {"runs": 1, "last": {
+                "outcome": "failed", "exit": null, "signal": "SIGTERM", "ms": 12, "ago_s": 3.5,
+            }}},
+        });
+        let text = status_text(&status);
+        assert!(
+            text.contains("last: failed signal=SIGTERM in 12ms"),
             "{text}"
         );
     }

@@ -388,8 +388,10 @@ impl Store {
                     return Err(ApiError::conflict(
                         Some("default_pool_id"),
                         format!(
-                            "listener `{}` is {:?} but pool `{pool}` is {:?}",
-                            l.id, l.protocol, found.protocol
+                            "listener `{}` is {} but pool `{pool}` is {}",
+                            l.id,
+                            wire_name(l.protocol),
+                            wire_name(found.protocol)
                         ),
                     ));
                 }
@@ -664,6 +666,14 @@ fn monitor(m: &HealthMonitor) -> Result<Monitor, ApiError> {
         rise: m.max_retries,
         fall: m.max_retries_down.unwrap_or(m.max_retries),
     })
+}
+
+/// An enum value as the request spells it (`TERMINATED_HTTPS`).
+fn wire_name(value: impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(name)) => name,
+        _ => "?".to_string(),
+    }
 }
 
 fn protocols_match(listener: ListenerProtocol, pool: PoolProtocol) -> bool {

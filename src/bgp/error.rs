@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::supervisor::components::show_duration;
+
 /// Longest FRR output quoted in an error, in characters.
 const MAX_QUOTED_OUTPUT: usize = 2000;
 
@@ -27,7 +29,7 @@ pub enum BgpError {
         source: std::io::Error,
     },
     /// An FRR program did not finish in time (it was killed).
-    #[error("`{command}` did not finish within {}s", after.as_secs_f32())]
+    #[error("`{command}` did not finish within {}", show_duration(*after))]
     Timeout {
         /// The command line.
         command: String,

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::supervisor::components::show_duration;
+
 /// Longest HAProxy output quoted in an error, in characters.
 const MAX_QUOTED_OUTPUT: usize = 1000;
 
@@ -65,7 +67,7 @@ pub enum HaproxyError {
         source: Box<HaproxyError>,
     },
     /// Something HAProxy should have done did not happen in time.
-    #[error("{what} did not happen within {}s", after.as_secs_f32())]
+    #[error("{what} did not happen within {}", show_duration(*after))]
     Timeout {
         /// What was awaited.
         what: String,

@@ -17,6 +17,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 
 use super::{FifoLine, KeepalivedEvent, parse_fifo_line};
+use crate::supervisor::components::show_duration;
 
 /// Longest line accepted; keepalived's lines are well under 100 bytes.
 pub const MAX_LINE: usize = 4096;
@@ -129,7 +130,7 @@ impl Fifo {
             let (mut receiver, id) = match self.open() {
                 Ok(opened) => opened,
                 Err(e) => {
-                    error!("{e}; retrying in {:.1}s", delay.as_secs_f64());
+                    error!("{e}; retrying in {}", show_duration(delay));
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(REOPEN_MAX);
                     continue;

@@ -30,6 +30,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::supervisor::components::show_duration;
+
 /// The first pause before reconnecting to a server that went away.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// The longest pause between reconnection attempts.
@@ -201,7 +203,10 @@ impl Link {
                 Ok(Ok(packet)) => packet,
                 Ok(Err(why)) => return End::Lost(why),
                 Err(_) => {
-                    return End::Lost(format!("no answer to GRAB_JOB_UNIQ in {GRAB_TIMEOUT:?}"));
+                    return End::Lost(format!(
+                        "no answer to GRAB_JOB_UNIQ in {}",
+                        show_duration(GRAB_TIMEOUT)
+                    ));
                 }
             };
             match reply.ptype {

@@ -88,11 +88,11 @@ impl AdminApi {
         let router = http::router(calls, door.clone());
         let server = tokio::spawn(http::serve(listener, router.clone(), door.clone()));
         info!(
-            "admin API listening on {} auth={} tls={} serve={:?}",
+            "admin API listening on {} auth={} tls={} serve={}",
             section.listen,
             auth_name(section),
             tls_name(section),
-            section.serve
+            serve_name(section)
         );
         Ok(AdminApi {
             section: section.clone(),
@@ -274,6 +274,13 @@ fn auth_name(section: &Api) -> &'static str {
         None => "none",
         Some(crate::config::api::Auth::Basic { .. }) => "basic",
         Some(crate::config::api::Auth::Token { .. }) => "token",
+    }
+}
+
+fn serve_name(section: &Api) -> &'static str {
+    match section.serve {
+        crate::config::api::Serve::Master => "master",
+        crate::config::api::Serve::Always => "always",
     }
 }
 

@@ -16,6 +16,7 @@ use crate::haproxy::{Haproxy, HaproxySettings};
 use crate::libra::executor::Executor;
 use crate::libra::gearman_worker::Worker;
 use crate::libra::worker;
+use crate::supervisor::components::target_word;
 use crate::supervisor::{BgpStep, ComponentEvent, Event, Standing, Target};
 
 /// The HAProxy instance keepserver owns, and the watcher of its master.
@@ -122,7 +123,7 @@ impl Components {
         tokio::spawn(async move {
             let result = haproxy.ensure(target).await.map_err(|e| e.to_string());
             if result.is_ok() {
-                debug!("haproxy brought to target={target:?}");
+                debug!("haproxy brought to target={}", target_word(target));
             }
             let _ = tx.send(Input::Event(Event::Component(ComponentEvent::HaproxyDone(
                 result,

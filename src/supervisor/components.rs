@@ -398,7 +398,8 @@ pub struct ComponentsView {
     pub bgp_retry_in_s: Option<f64>,
 }
 
-fn target_word(target: Target) -> &'static str {
+/// `up` or `down`, for a log line.
+pub fn target_word(target: Target) -> &'static str {
     match target {
         Target::Up => "up",
         Target::Down => "down",
@@ -413,5 +414,32 @@ pub fn show_duration(d: Duration) -> String {
         format!("{}s", d.as_secs())
     } else {
         format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_in_ms_below_a_second_and_in_s_above() {
+        for (d, shown) in [
+            (Duration::ZERO, "0ms"),
+            (Duration::from_micros(1500), "1ms"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(999), "999ms"),
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_millis(1500), "1.5s"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_secs(300), "300s"),
+        ] {
+            assert_eq!(show_duration(d), shown, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn targets_are_words() {
+        assert_eq!(target_word(Target::Up), "up");
+        assert_eq!(target_word(Target::Down), "down");
     }
 }

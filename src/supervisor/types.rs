@@ -334,3 +334,26 @@ pub struct HookRun {
     /// The NIC being watched, if one is configured.
     pub nic: Option<Ifname>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_are_named_and_unnamed_ones_numbered() {
+        assert_eq!(signal_name(15), "SIGTERM");
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(64), "64");
+    }
+
+    #[test]
+    fn hook_outcomes_read_without_debug_text() {
+        assert_eq!(HookOutcome::Exited(0).to_string(), "ok exit=0");
+        assert_eq!(HookOutcome::Exited(3).to_string(), "failed exit=3");
+        assert_eq!(
+            HookOutcome::Signaled(15).to_string(),
+            "failed signal=SIGTERM"
+        );
+        assert_eq!(HookOutcome::TimedOut.to_string(), "timeout");
+    }
+}

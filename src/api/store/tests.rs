@@ -143,7 +143,7 @@ fn references_are_checked_and_used_objects_cannot_go() {
         (
             Kind::Listener,
             json!({"id": "l3", "protocol": "TCP", "protocol_port": 82, "default_pool_id": POOL}),
-            "is Tcp but pool",
+            "is TCP but pool `5d4e74e8-ccaa-4e2c-a2d0-bc82f60a3c61` is HTTP",
         ),
     ];
     for (kind, body, reason) in cases {
