@@ -98,7 +98,7 @@ fn parse_action(request: &Map<String, Value>) -> Result<Action, String> {
         Some(Value::String(s)) => s.to_ascii_uppercase(),
         Some(other) => {
             return Err(format!(
-                "field `hpcs_action` must be a string, not {}",
+                "`hpcs_action` must be a string, not {}",
                 kind(other)
             ));
         }
@@ -156,21 +156,22 @@ fn encode(reply: Map<String, Value>) -> Vec<u8> {
     serde_json::to_vec(&Value::Object(reply)).unwrap_or_default()
 }
 
-/// The load balancers of a request, under either spelling.
-fn loadbalancers(request: &Map<String, Value>) -> Result<&Vec<Value>, String> {
-    let (key, value) = ["loadbalancers", "loadBalancers"]
+/// The load balancers of a request, under either spelling, and the spelling it used (errors
+/// name the fields as the request did).
+fn loadbalancers(request: &Map<String, Value>) -> Result<(&'static str, &Vec<Value>), String> {
+    let (key, value) = ["loadBalancers", "loadbalancers"]
         .iter()
         .find_map(|k| request.get(*k).map(|v| (*k, v)))
-        .ok_or("missing field `loadbalancers`")?;
+        .ok_or("missing field `loadBalancers`")?;
     match value {
-        Value::Array(items) if !items.is_empty() => Ok(items),
-        Value::Array(_) => Err(format!("field `{key}` is empty")),
-        other => Err(format!("field `{key}` must be a list, not {}", kind(other))),
+        Value::Array(items) if !items.is_empty() => Ok((key, items)),
+        Value::Array(_) => Err(format!("`{key}` is empty")),
+        other => Err(format!("`{key}` must be a list, not {}", kind(other))),
     }
 }
 
 fn update(request: &Map<String, Value>) -> Result<Vec<LoadBalancer>, String> {
-    let items = loadbalancers(request)?;
+    let (key, items) = loadbalancers(request)?;
     if items.len() > 2 {
         return Err(format!(
             "{} load balancers given; at most two (one HTTP and one TCP)",
@@ -180,7 +181,7 @@ fn update(request: &Map<String, Value>) -> Result<Vec<LoadBalancer>, String> {
     let lbs = items
         .iter()
         .enumerate()
-        .map(|(i, v)| loadbalancer(v, &format!("loadbalancers[{i}]")))
+        .map(|(i, v)| loadbalancer(v, &format!("{key}[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
     if let [a, b] = lbs.as_slice() {
         if a.protocol == b.protocol {
@@ -356,11 +357,12 @@ fn archive(request: &Map<String, Value>) -> Result<Archive, String> {
     }
     let basepath = visible(request, "hpcs_object_store_basepath")?;
     let token = visible(request, "hpcs_object_store_token")?;
-    let loadbalancers = loadbalancers(request)?
+    let (key, items) = loadbalancers(request)?;
+    let loadbalancers = items
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let at = format!("loadbalancers[{i}]");
+            let at = format!("{key}[{i}]");
             let lb = object(v, &at)?;
             Ok(ArchiveLb {
                 id: node_id(required(lb, "id", &at)?, &format!("{at}.id"))?,

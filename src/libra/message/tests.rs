@@ -156,6 +156,53 @@ fn archive_parses_the_seed_example() {
 }
 
 #[test]
+fn errors_name_the_fields_as_the_request_spelled_them() {
+    let http = |lb: Value, key: &str| {
+        let mut request = json!({"hpcs_action": "UPDATE"});
+        request[key] = json!([lb]);
+        request
+    };
+    let nodes = json!([{"address": "10.0.0.1", "port": 80}]);
+    for key in ["loadBalancers", "loadbalancers"] {
+        let cases = [
+            (
+                json!({"nodes": nodes}),
+                format!("missing field `{key}[0].protocol`"),
+            ),
+            (
+                json!({"protocol": "HTTP", "nodes": []}),
+                format!("`{key}[0].nodes` is empty"),
+            ),
+            (
+                json!({"protocol": "HTTP", "nodes": [{"port": 80}]}),
+                format!("missing field `{key}[0].nodes[0].address`"),
+            ),
+            (
+                json!({"protocol": "HTTP", "nodes": nodes, "healthMonitor": {"type": "PING"}}),
+                format!("`{key}[0].healthMonitor.type` is `PING`"),
+            ),
+            (
+                json!({"protocol": "HTTP", "nodes": nodes, "monitor": {"type": "CONNECT",
+                    "delay": 0}}),
+                format!("`{key}[0].monitor.delay` is `0`; expected 1 to 3600"),
+            ),
+        ];
+        for (lb, want) in cases {
+            let error = error_of(http(lb, key));
+            assert!(error.starts_with(&want), "got `{error}`, want `{want}`");
+        }
+        let mut empty = json!({"hpcs_action": "UPDATE"});
+        empty[key] = json!([]);
+        assert_eq!(error_of(empty), format!("`{key}` is empty"));
+        let mut archive = json!({"hpcs_action": "ARCHIVE", "hpcs_object_store_type": "SWIFT",
+            "hpcs_object_store_endpoint": "https://x", "hpcs_object_store_basepath": "b",
+            "hpcs_object_store_token": "t"});
+        archive[key] = json!([{"protocol": "HTTP"}]);
+        assert_eq!(error_of(archive), format!("missing field `{key}[0].id`"));
+    }
+}
+
+#[test]
 fn bad_input_fails_with_a_precise_error() {
     let node = |n: Value| update(json!([{"protocol": "HTTP", "nodes": [n]}]));
     let cases: Vec<(Value, &str)> = vec![
@@ -167,7 +214,7 @@ fn bad_input_fails_with_a_precise_error() {
         ),
         (
             json!({"hpcs_action": "UPDATE"}),
-            "missing field `loadbalancers`",
+            "missing field `loadBalancers`",
         ),
         (update(json!([])), "`loadbalancers` is empty"),
         (update(json!({"protocol": "HTTP"})), "must be a list"),
