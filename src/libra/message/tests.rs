@@ -414,3 +414,23 @@ proptest! {
         prop_assert!(error.contains("control character"), "{}", error);
     }
 }
+
+#[test]
+fn a_message_over_one_mib_fails_without_being_read() {
+    assert_eq!(MAX_PAYLOAD, 1_048_576);
+    let mut payload = serde_json::to_vec(&json!({"hpcs_action": "DISCOVER", "pad": ""})).unwrap();
+    let pad = MAX_PAYLOAD + 1 - payload.len();
+    payload.splice(
+        payload.len() - 2..payload.len() - 2,
+        std::iter::repeat_n(b'x', pad),
+    );
+    assert_eq!(payload.len(), MAX_PAYLOAD + 1);
+    let reply: Value = serde_json::from_slice(&parse(&payload).expect_err("too large")).unwrap();
+    assert_eq!(
+        reply,
+        json!({"hpcs_response": "FAIL",
+            "hpcs_error": "message too large: 1048577 bytes (limit 1048576)"})
+    );
+    payload.remove(payload.len() - 3);
+    assert!(parse(&payload).is_ok(), "1 MiB exactly is read");
+}
