@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::components::ComponentsView;
+use super::components::{ComponentsView, show_duration};
 use super::hysteresis::Pending;
 use super::types::{HookKind, HookOutcome, HookResult, Role, signal_name};
 use crate::keepalived::{KeepalivedEvent, KeepalivedState, Source};
@@ -240,10 +240,15 @@ impl Status {
             let _ = write!(line, " failures={}", self.consecutive_failures);
         }
         if let Some(retry) = self.retry_in_s {
-            let _ = write!(line, " next_retry_in={retry:.1}s");
+            let _ = write!(line, " next_retry_in={}", show_secs(retry));
         }
         if let Some(p) = &self.pending_role {
-            let _ = write!(line, " pending_role={} pending_in={:.1}s", p.to, p.in_s);
+            let _ = write!(
+                line,
+                " pending_role={} pending_in={}",
+                p.to,
+                show_secs(p.in_s)
+            );
         }
         if self.is_running_failures > 0 {
             let _ = write!(line, " is_running_failures={}", self.is_running_failures);
@@ -253,16 +258,21 @@ impl Status {
             let _ = write!(line, " haproxy_failures={}", c.haproxy_failures);
         }
         if let Some(retry) = c.haproxy_retry_in_s {
-            let _ = write!(line, " haproxy_retry_in={retry:.1}s");
+            let _ = write!(line, " haproxy_retry_in={}", show_secs(retry));
         }
         if c.bgp_failures > 0 {
             let _ = write!(line, " bgp_failures={}", c.bgp_failures);
         }
         if let Some(retry) = c.bgp_retry_in_s {
-            let _ = write!(line, " bgp_retry_in={retry:.1}s");
+            let _ = write!(line, " bgp_retry_in={}", show_secs(retry));
         }
         line
     }
+}
+
+/// Seconds as a log line shows durations ([`show_duration`]).
+fn show_secs(secs: f64) -> String {
+    show_duration(Duration::try_from_secs_f64(secs).unwrap_or_default())
 }
 
 /// Whole milliseconds, saturating.

@@ -62,7 +62,7 @@ fn a_removal_longer_than_fall_stops_at_exactly_fall() {
     );
     assert!(
         st.alive_line()
-            .contains("pending_role=SLAVE pending_in=0.0s"),
+            .contains("pending_role=SLAVE pending_in=1ms"),
         "{}",
         st.alive_line()
     );
