@@ -354,7 +354,7 @@ fn reload_invalid_config_exits_2_and_leaves_daemon_untouched() {
 
     let out = ws.cli(&["reload"]);
     assert_eq!(out.code, Some(2), "reload of an invalid file:\n{out}");
-    for want in ["sleep".to_string(), format!("line {line}")] {
+    for want in ["sleep".to_string(), format!("config.yaml:{line}:")] {
         assert!(out.text().contains(&want), "expected {want:?} in:\n{out}");
     }
     let hooks_before = ws.hook_lines().len();
@@ -436,12 +436,13 @@ fn sigusr1_writes_alive_report() {
 // ---------------------------------------------------------------------------------------------
 // What check and reload refuse, and stop/status with a broken config
 
-/// Asserts `out` exited `code` and names `key`, the config file of `ws` and `line N`.
+/// Asserts `out` exited `code` and names `key` and the config file of `ws` at line N
+/// (`<file>:N:`).
 fn assert_names(out: &CmdOutput, code: i32, key: &str, ws: &Workspace, line: usize) {
     assert_eq!(out.code, Some(code), "{key}:\n{out}");
     let text = out.text();
     let file = ws.config_path().display().to_string();
-    for want in [format!("`{key}`"), file, format!("line {line}")] {
+    for want in [format!("`{key}`"), format!("{file}:{line}:")] {
         assert!(text.contains(&want), "expected {want:?} in:\n{out}");
     }
 }
@@ -522,7 +523,7 @@ fn a_shell_hook_whose_first_program_is_missing_is_only_a_warning() {
         .lines()
         .find(|l| l.starts_with("warning:") && l.contains("`keepstart.stop`"))
         .unwrap_or_else(|| panic!("a warning about keepstart.stop in:\n{out}"));
-    for want in ["missing.sh".to_string(), format!("line {line}")] {
+    for want in ["missing.sh".to_string(), format!("config.yaml:{line}:")] {
         assert!(warning.contains(&want), "expected {want:?} in {warning:?}");
     }
 }
@@ -675,7 +676,7 @@ fn stop_and_status_work_when_the_config_has_a_bad_key() {
         .replace(&format!("sleep: {}", spec.sleep), "sleep: soon");
     ws.write("config.yaml", &bad);
     let pidfile = ws.pidfile();
-    let line = format!("line {}", line_of(&bad, "sleep:"));
+    let line = format!("config.yaml:{}:", line_of(&bad, "sleep:"));
     let status = ws.cli(&["status"]);
     assert_worked_despite_broken_config(&status, &pidfile, &["keepstart.sleep", &line]);
 
