@@ -95,7 +95,7 @@ pub enum ConfigError {
 pub fn yaml_message(e: &serde_saphyr::Error) -> String {
     use serde_saphyr::MessageFormatter;
     let message = serde_saphyr::UserMessageFormatter.format_message(e.without_snippet());
-    // The renderer would neutralize control characters; the bare message is ours to.
+    // Called directly, the formatter keeps control characters (its renderer would not).
     message
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
