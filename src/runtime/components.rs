@@ -13,6 +13,7 @@ use super::Input;
 use crate::bgp::announcer::{Announcer, FrrIdentity};
 use crate::config::{Bgp, Libra};
 use crate::haproxy::{Haproxy, HaproxySettings};
+use crate::keepalived::fifo::FifoHealth;
 use crate::libra::executor::Executor;
 use crate::libra::gearman_worker::Worker;
 use crate::libra::worker;
@@ -33,6 +34,8 @@ pub struct Components {
     executor: Option<(Libra, Arc<Executor>)>,
     worker: Option<(Worker, String)>,
     announcer: Arc<Mutex<Announcer>>,
+    /// The prefixes the announcer last told bgpd to announce, for `status`.
+    announced: watch::Sender<Option<Vec<String>>>,
     /// FRR's daemons at the last look, and the section they were looked up for.
     frr: Option<(Bgp, FrrIdentity)>,
 }
@@ -46,7 +49,24 @@ impl Components {
             executor: None,
             worker: None,
             announcer: Arc::new(Mutex::new(Announcer::new(bgp))),
+            announced: watch::Sender::new(None),
             frr: None,
+        }
+    }
+
+    /// What the components' tasks know now, for a `status` snapshot (`fifo`: the notify FIFO
+    /// reader's health, which the loop holds).
+    pub fn sources(&self, fifo: Option<watch::Receiver<FifoHealth>>) -> super::status::Sources {
+        super::status::Sources {
+            haproxy: self.driven.as_ref().map(|d| d.haproxy.clone()),
+            executor: self.executor.as_ref().map(|(_, e)| e.clone()),
+            connections: self
+                .worker
+                .as_ref()
+                .map(|(w, _)| w.connections())
+                .unwrap_or_default(),
+            announced: self.announced.borrow().clone(),
+            fifo,
         }
     }
 
@@ -133,14 +153,20 @@ impl Components {
     /// Runs a BGP step; [`ComponentEvent::BgpDone`] follows.
     pub fn bgp(&mut self, step: BgpStep, standing: Standing) {
         let announcer = self.announcer.clone();
+        let announced = self.announced.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
+            let mut announcer = announcer.lock().await;
             let result = announcer
-                .lock()
-                .await
                 .step(step, standing)
                 .await
                 .map_err(|e| e.to_string());
+            announced.send_replace(
+                announcer
+                    .announced()
+                    .map(|p| p.iter().map(ToString::to_string).collect()),
+            );
+            drop(announcer);
             let _ = tx.send(Input::Event(Event::Component(ComponentEvent::BgpDone(
                 result,
             ))));
