@@ -98,16 +98,24 @@ pub async fn query(bgp: &Bgp) -> Result<Vec<PeerSession>, String> {
             ToolError::Read(e) => format!("cannot read vtysh's answer: {e}"),
         })?;
     if !output.status.success() {
-        let said = String::from_utf8_lossy(&output.stderr);
-        let said = said.trim();
-        let said = if said.is_empty() {
-            String::from_utf8_lossy(&output.stdout).trim().to_string()
-        } else {
-            said.to_string()
-        };
+        let mut said = one_line(&output.stderr);
+        if said.is_empty() {
+            said = one_line(&output.stdout);
+        }
         return Err(format!("vtysh failed ({}): {said}", output.status));
     }
     parse(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// What a tool printed, on one line: its lines trimmed and joined.
+fn one_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.join(" ")
 }
 
 #[cfg(test)]
@@ -202,5 +210,9 @@ mod tests {
         assert_eq!(parse("{}\n"), Ok(Vec::new()));
         let error = parse("% BGP instance not found\n").expect_err("not JSON");
         assert!(error.contains("\"% BGP instance not found\""), "{error}");
+        assert_eq!(
+            one_line(b"% Can't open vtysh.conf\n\nExiting: failed to connect to any daemons.\n"),
+            "% Can't open vtysh.conf Exiting: failed to connect to any daemons."
+        );
     }
 }
