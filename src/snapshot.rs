@@ -49,7 +49,8 @@ pub struct LibraView {
     /// Each job server and how many of its connections are up (all zero while the worker does
     /// not run).
     pub servers: Vec<GearmanServer>,
-    /// Jobs run since start (by every worker this daemon started).
+    /// Jobs run since the worker was configured (at start, or by a reload that changed
+    /// `libra`).
     pub jobs: u64,
     /// The last job, once there was one.
     pub last_job: Option<JobView>,

@@ -195,6 +195,64 @@ fn status_shows_the_announced_prefixes_and_each_peer_as_frr_does() {
     );
 }
 
+/// keepalived's notify FIFO: open, its state changes and skipped lines counted, the last event
+/// shown.
+#[test]
+fn status_shows_the_notify_fifo() {
+    let Some(ns) = Netns::new("status_fifo") else {
+        return;
+    };
+    let spec = ConfigSpec::new(libra::VIP);
+    let ws = Workspace::new(&spec);
+    let fifo = ws.path("keepalived.fifo");
+    ws.write(
+        "config.yaml",
+        &format!(
+            "{}  keepalived-fifo: keepalived.fifo\n",
+            spec.render(ws.dir())
+        ),
+    );
+    let _d = Daemon::start(&ns, &ws);
+    ws.wait_until("status shows the FIFO open", SHOWS, || {
+        ws.status_json().is_ok_and(|s| s["fifo"]["open"] == true)
+    });
+    let mut writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .expect("open the FIFO for writing");
+    writer
+        .write_all(b"this is not keepalived\nINSTANCE \"VI_1\" BACKUP 100\n")
+        .expect("write");
+    ws.wait_until(
+        "status counts the event and the skipped line",
+        SHOWS,
+        || {
+            ws.status_json()
+                .is_ok_and(|s| s["fifo"]["events"] == 1 && s["fifo"]["skipped"] == 1)
+        },
+    );
+    let status = ws.status_json().expect("status --json");
+    assert_eq!(
+        status["fifo"]["path"],
+        fifo.display().to_string(),
+        "{status}"
+    );
+    assert_eq!(status["fifo"]["error"], Value::Null, "{status}");
+    let last = status["fifo"]["last_event"].as_str().unwrap_or_default();
+    assert!(last.contains("instance=\"VI_1\" state=BACKUP"), "{status}");
+    assert!(status["fifo"]["last_event_ago_s"].is_f64(), "{status}");
+    assert_eq!(status["keepalived"]["source"], "fifo", "{status}");
+    let text = ws.cli(&["status"]);
+    assert!(
+        text.stdout.contains(&format!(
+            "fifo:         {} open, 1 event, 1 line skipped\n",
+            fifo.display()
+        )),
+        "{text}"
+    );
+    assert_no_debug_text(&text.stdout);
+}
+
 /// The control protocol's version on both sides: a running daemon refuses a request without a
 /// version or with another one, in one JSON line saying which protocol it speaks; `notify`
 /// still works with the versioned request.

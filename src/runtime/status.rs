@@ -42,6 +42,20 @@ pub fn answer(
     sources: Sources,
     reply: oneshot::Sender<Answer>,
 ) {
+    let snapshot = snapshot(core, reloads, config, sources);
+    tokio::spawn(async move {
+        let _ = reply.send(Answer::Status(Box::new(snapshot.await)));
+    });
+}
+
+/// The snapshot of `core` with `sources`: what is known now is taken at once, what takes time
+/// (bgpd's sessions, haproxy.cfg's checksum) when the future runs, off the loop.
+pub fn snapshot(
+    core: Status,
+    reloads: u64,
+    config: &Config,
+    sources: Sources,
+) -> impl Future<Output = Snapshot> + Send + 'static {
     let now = Instant::now();
     let ks = &config.keepstart;
     let mut snapshot = Snapshot {
@@ -66,15 +80,15 @@ pub fn answer(
         (None, None) => None,
     };
     let bgp = config.bgp.clone();
-    tokio::spawn(async move {
+    async move {
         if let Some(path) = haproxy_config {
             snapshot.haproxy = Some(haproxy(path, sources.haproxy.as_deref(), now).await);
         }
         if let Some(bgp) = bgp {
             snapshot.bgp = Some(bgp_view(&bgp, sources.announced).await);
         }
-        let _ = reply.send(Answer::Status(Box::new(snapshot)));
-    });
+        snapshot
+    }
 }
 
 fn libra(config: &Config, sources: &Sources, now: Instant) -> LibraView {
