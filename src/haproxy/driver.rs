@@ -20,7 +20,8 @@
 //! served), so a HAProxy that dies is started again from it ([`Haproxy::ensure`]); a SUSPEND
 //! is remembered in `<config>.suspended` so that neither that nor a keepserver restart
 //! un-suspends it (ENABLE, UPDATE and DELETE do). The master's pid is published
-//! ([`Haproxy::master`]) for the watcher that notices its death.
+//! ([`Haproxy::master`]) for the watcher that notices its death, and the last operation that did
+//! something is kept for `status` ([`Haproxy::last_operation`]).
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};

@@ -1,7 +1,7 @@
 //! Carries out parsed Libra jobs: drives HAProxy, runs diagnostics, uploads archives, reads
 //! stats and metrics, and turns every outcome into the reply. Jobs that change HAProxy are
 //! serialized; a job never panics the worker, and every failure becomes `hpcs_response: FAIL`
-//! with `hpcs_error`.
+//! with `hpcs_error`. The jobs run and the last one are kept for `status` ([`Executor::jobs`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

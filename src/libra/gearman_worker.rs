@@ -17,6 +17,8 @@
 //! - on stop: a sleeping or connecting connection ends at once; one with a job in hand finishes
 //!   it and sends the result first. Then it sends RESET_ABILITIES and closes, so the server stops
 //!   handing it work.
+//!
+//! The connections up per server are counted for `status` ([`Worker::connections`]).
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 //! Carrying out the core's component actions: starting and stopping the Libra worker, bringing
 //! its HAProxy up or down (and watching the HAProxy master, so its death reaches the core),
 //! running BGP announcer steps, and looking at FRR's daemons. Each reports back to the loop as a
-//! [`ComponentEvent`]; long operations run on tasks of their own, so the loop never waits.
+//! [`ComponentEvent`]; long operations run on tasks of their own, so the loop never waits. What
+//! they know that the core does not is handed to `status` by [`Components::sources`].
 
 use std::sync::Arc;
 
