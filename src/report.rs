@@ -587,6 +587,53 @@ mod tests {
     }
 
     #[test]
+    fn each_hook_says_how_it_ended_how_long_it_took_and_when() {
+        use crate::supervisor::status::Verdict;
+        let mut snapshot = example();
+        let last = |outcome, exit, signal: Option<&str>, error: Option<&str>, ms| HookResultView {
+            outcome,
+            exit,
+            signal: signal.map(str::to_string),
+            error: error.map(str::to_string),
+            ms,
+            ago_s: 3.0,
+        };
+        let hooks = &mut snapshot.core.hooks;
+        hooks.insert(
+            HookKind::Start,
+            HookView {
+                runs: 2,
+                last: Some(last(Verdict::Failed, None, Some("SIGKILL"), None, 1500)),
+            },
+        );
+        hooks.insert(
+            HookKind::Stop,
+            HookView {
+                runs: 1,
+                last: Some(last(Verdict::Failed, None, None, Some("No such file"), 0)),
+            },
+        );
+        hooks.insert(
+            HookKind::IsRunning,
+            HookView {
+                runs: 1,
+                last: Some(last(Verdict::Ok, Some(0), None, None, 12)),
+            },
+        );
+        snapshot.core.consecutive_failures = 2;
+        snapshot.core.retry_in_s = Some(4.0);
+        let text = status_text(&snapshot);
+        for want in [
+            "hook start:      2 runs, last failed by SIGKILL in 1.5s, 3s ago\n",
+            "hook stop:       1 run, last failed to start: No such file in 0ms, 3s ago\n",
+            "hook is-running: 1 run, last ok exit=0 in 12ms, 3s ago\n",
+            "failures:     2 in a row, next retry in 4s\n",
+        ] {
+            assert!(text.contains(want), "{want:?} missing from:\n{text}");
+        }
+    }
+
+    #[test]
     fn keepalived_shows_beside_the_role_once_it_spoke() {
         let mut snapshot = example();
         assert!(!status_text(&snapshot).contains("keepalived:"));
