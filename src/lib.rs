@@ -19,6 +19,7 @@ pub mod pidfd;
 pub mod proc;
 pub mod report;
 pub mod runtime;
+pub mod snapshot;
 pub mod supervisor;
 pub mod systemd;
 pub mod tool;

@@ -1,6 +1,6 @@
 //! keepserver's entry point: parses the command line, loads the config, and dispatches to the
 //! daemon or to a command on the running daemon. Exit codes: 0 ok, 1 runtime failure, 2 usage or
-//! config error, 3 not running. `stop`, `status` and `notify` only need to find the running
+//! config error, 3 not running, 4 the running daemon speaks another control protocol. `stop`, `status` and `notify` only need to find the running
 //! instance, so they work from a broken config too (see [`config::locate`]).
 
 use std::path::Path;
@@ -12,7 +12,7 @@ use keepserver::cli::{Artifact, Cli, Command};
 use keepserver::config::host::{self, Purpose};
 use keepserver::config::locate::{self, Fallback, Located, Overrides};
 use keepserver::config::{self, Config, ConfigError, Loaded};
-use keepserver::control::{self, Request};
+use keepserver::control::{self, Answer, ControlError};
 use keepserver::daemon::{self, Forked, Pidfile, Readiness};
 use keepserver::hooks::KILL_GRACE;
 use keepserver::keepalived;
@@ -27,6 +27,8 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 /// Exit status: no running instance.
 const EXIT_NOT_RUNNING: u8 = 3;
+/// Exit status: the running daemon speaks another control protocol (restart it).
+const EXIT_PROTOCOL: u8 = 4;
 
 /// A failed command: what to print and the exit status.
 struct Failure {
@@ -40,6 +42,15 @@ impl Failure {
             code,
             message: message.to_string(),
         }
+    }
+
+    /// A failed exchange on the control socket; another protocol has its own exit status.
+    fn control(error: ControlError) -> Self {
+        let code = match error {
+            ControlError::Protocol { .. } => EXIT_PROTOCOL,
+            _ => EXIT_FAILURE,
+        };
+        Failure::new(code, error)
     }
 }
 
@@ -259,12 +270,12 @@ fn reload(path: &Path) -> Result<(), Failure> {
     let config = loaded.config;
     let pid = running_pid(&config.application.pidfile, &config.file)?;
     let socket = &config.application.control_socket;
-    let running = control::request(socket, &Request::Status).ok();
-    let before = running.as_ref().and_then(|s| s["reloads"].as_u64());
+    let running = control::status(socket).ok();
+    let before = running.as_ref().map(|s| s.reloads);
     // The NIC the daemon watches now; unknown (no answer) counts as a change of NIC.
     let running_nic = running
         .as_ref()
-        .and_then(|s| s["nic"].as_str()?.parse().ok());
+        .and_then(|s| s.nic.as_deref()?.parse().ok());
     let purpose = Purpose::Reload {
         running_nic: running_nic.as_ref(),
     };
@@ -289,9 +300,7 @@ fn reload(path: &Path) -> Result<(), Failure> {
     };
     let began = Instant::now();
     while began.elapsed() < Duration::from_secs(5) {
-        let now = control::request(socket, &Request::Status)
-            .ok()
-            .and_then(|s| s["reloads"].as_u64());
+        let now = control::status(socket).ok().map(|s| s.reloads);
         if now.is_some_and(|n| n > before) {
             println!("reloaded pid {pid} from {}", config.file.display());
             return Ok(());
@@ -306,12 +315,11 @@ fn reload(path: &Path) -> Result<(), Failure> {
 
 fn status(located: &Located, json: bool) -> Result<(), Failure> {
     running_pid(&located.paths.pidfile, &located.file)?;
-    let status = control::request(&located.paths.control_socket, &Request::Status)
-        .map_err(|e| Failure::new(EXIT_FAILURE, e))?;
+    let snapshot = control::status(&located.paths.control_socket).map_err(Failure::control)?;
     if json {
-        println!("{status}");
+        print!("{}", Answer::Status(Box::new(snapshot)).to_line());
     } else {
-        print!("{}", keepserver::report::status_text(&status));
+        print!("{}", keepserver::report::status_text(&snapshot));
     }
     Ok(())
 }
@@ -339,21 +347,15 @@ fn notify(path: &Path, overrides: &Overrides, args: &[String]) -> Result<(), Fai
         .map_err(|e| Failure::new(EXIT_CONFIG, format!("notify: {e}")))?;
     let located = find(path, overrides);
     running_pid(&located.paths.pidfile, &located.file)?;
-    let answer = control::request(
-        &located.paths.control_socket,
-        &Request::Notify(event.clone()),
-    )
-    .map_err(|e| Failure::new(EXIT_FAILURE, e))?;
-    if let Some(error) = answer["error"].as_str() {
-        return Err(Failure::new(
-            EXIT_FAILURE,
-            format!("the daemon refused the notify: {error}"),
-        ));
-    }
-    println!(
-        "notify delivered: {event}; keepserver role {}",
-        answer["role"].as_str().unwrap_or("unknown")
-    );
+    let answer =
+        control::notify(&located.paths.control_socket, event.clone()).map_err(|e| match e {
+            ControlError::Refused(error) => Failure::new(
+                EXIT_FAILURE,
+                format!("the daemon refused the notify: {error}"),
+            ),
+            other => Failure::control(other),
+        })?;
+    println!("notify delivered: {event}; keepserver role {}", answer.role);
     Ok(())
 }
 

@@ -41,7 +41,7 @@ fn the_log_and_status_read_as_text() {
     });
     let status = ws.cli(&["status"]);
     assert!(
-        status.stdout.contains("failed signal=SIGTERM in "),
+        status.stdout.contains("failed by SIGTERM in "),
         "status names the signal:\n{status}"
     );
     ws.write("start-ok", "");

@@ -94,6 +94,12 @@ impl Announcer {
         }
     }
 
+    /// The prefixes bgpd was last told to announce (empty: withdrawn); `None` before the first
+    /// step that succeeded.
+    pub fn announced(&self) -> Option<&[Prefix]> {
+        self.announced.as_deref()
+    }
+
     /// Carries out `step` (see the module documentation); `standing` is for the log.
     pub async fn step(&mut self, step: BgpStep, standing: Standing) -> Result<(), BgpError> {
         self.reconfigure(step.config, standing).await;

@@ -5,8 +5,8 @@
 //! One job per module: [`model`] the typed values from the config, [`render`] the pure bgpd.conf
 //! renderer, [`diff`] the commands that bring a running bgpd to the rendering, [`apply`]
 //! checking, installing and applying the file, [`loopback`] the prefixes on the loopback over
-//! netlink, [`announcer`] carrying out the steps the core asks for, in order, and [`error`]
-//! their failures. Whether to announce is decided by the core
+//! netlink, [`announcer`] carrying out the steps the core asks for, in order, [`sessions`] bgpd's
+//! sessions as `status` shows them, and [`error`] their failures. Whether to announce is decided by the core
 //! ([`crate::supervisor::components`]); files are written through [`crate::atomic_file`].
 
 pub mod announcer;
@@ -16,5 +16,6 @@ pub mod error;
 pub mod loopback;
 pub mod model;
 pub mod render;
+pub mod sessions;
 
 pub use error::BgpError;

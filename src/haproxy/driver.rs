@@ -20,7 +20,8 @@
 //! served), so a HAProxy that dies is started again from it ([`Haproxy::ensure`]); a SUSPEND
 //! is remembered in `<config>.suspended` so that neither that nor a keepserver restart
 //! un-suspends it (ENABLE, UPDATE and DELETE do). The master's pid is published
-//! ([`Haproxy::master`]) for the watcher that notices its death.
+//! ([`Haproxy::master`]) for the watcher that notices its death, and the last operation that did
+//! something is kept for `status` ([`Haproxy::last_operation`]).
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -41,6 +42,7 @@ use super::render::{PING_SCRIPT, RuntimePaths, render};
 use super::runtime_diff::{Command, RuntimeChange, runtime_changes};
 use super::servers_state;
 use crate::atomic_file::{self as files, with_suffix};
+use crate::snapshot::OperationView;
 use crate::supervisor::Target;
 use crate::tool::{self, ToolError};
 
@@ -100,6 +102,18 @@ pub enum Applied {
     Written,
 }
 
+impl Applied {
+    /// The word for it in logs and `status`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Applied::Runtime => "runtime",
+            Applied::Reloaded => "reload",
+            Applied::Started => "start",
+            Applied::Written => "written",
+        }
+    }
+}
+
 /// The HAProxy instance keepserver owns. See the module documentation.
 #[derive(Debug)]
 pub struct Haproxy {
@@ -110,6 +124,8 @@ pub struct Haproxy {
     operation: Mutex<Option<Balancer>>,
     /// The master's pid as last seen (`None`: not running, or stopped by us).
     master: watch::Sender<Option<u32>>,
+    /// The last operation that did something, and when it ended, for `status`.
+    last: std::sync::Mutex<Option<(OperationView, Instant)>>,
 }
 
 impl Haproxy {
@@ -129,7 +145,38 @@ impl Haproxy {
             },
             operation: Mutex::new(None),
             master: watch::Sender::new(None),
+            last: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The configuration file this instance serves.
+    pub fn config_path(&self) -> &Path {
+        &self.settings.config
+    }
+
+    /// The master's pid as last seen (`None`: not running, or stopped by us).
+    pub fn master_seen(&self) -> Option<u32> {
+        *self.master.borrow()
+    }
+
+    /// The last operation that did something (its `ago_s` as of `now`), once there was one.
+    pub fn last_operation(&self, now: Instant) -> Option<OperationView> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref().map(|(op, at)| OperationView {
+            ago_s: crate::supervisor::status::secs(now.saturating_duration_since(*at)),
+            ..op.clone()
+        })
+    }
+
+    /// Remembers that `action`, begun at `began`, ended with `result`.
+    fn remember<T>(&self, action: &str, began: Instant, result: &Result<T, HaproxyError>) {
+        let op = OperationView {
+            action: action.to_string(),
+            error: result.as_ref().err().map(ToString::to_string),
+            ms: crate::supervisor::status::millis(began.elapsed()),
+            ago_s: 0.0,
+        };
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((op, Instant::now()));
     }
 
     /// The master's pid as last seen, updated after every start, reload and stop: what the
@@ -166,16 +213,28 @@ impl Haproxy {
 
     /// Brings HAProxy to `target`: `Up` starts it from the kept (last good) configuration
     /// unless it runs, there is none, or it is suspended; `Down` stops it.
+    /// A start that found HAProxy running, or nothing to serve, is not remembered as an
+    /// operation.
     pub async fn ensure(&self, target: Target) -> Result<(), HaproxyError> {
+        let began = Instant::now();
         match target {
             Target::Up => {
                 let _operation = self.operation.lock().await;
                 if self.suspended_marker().exists() || !self.has_config() {
                     return Ok(());
                 }
-                self.start_unlocked().await
+                let before = self.master_seen();
+                let result = self.start_unlocked().await;
+                if result.is_err() || self.master_seen() != before {
+                    self.remember("start", began, &result);
+                }
+                result
             }
-            Target::Down => self.stop().await,
+            Target::Down => {
+                let result = self.stop().await;
+                self.remember("stop", began, &result);
+                result
+            }
         }
     }
 
@@ -200,6 +259,14 @@ impl Haproxy {
     }
 
     async fn put(&self, balancer: &Balancer, start: bool) -> Result<Applied, HaproxyError> {
+        let began = Instant::now();
+        let result = self.put_locked(balancer, start).await;
+        let action = result.as_ref().map_or("apply", |applied| applied.word());
+        self.remember(action, began, &result);
+        result
+    }
+
+    async fn put_locked(&self, balancer: &Balancer, start: bool) -> Result<Applied, HaproxyError> {
         let mut installed = self.operation.lock().await;
         let began = Instant::now();
         let paths = self.paths();
@@ -236,12 +303,7 @@ impl Haproxy {
         *installed = Some(balancer.clone());
         // UPDATE serves again a load balancer that was suspended.
         files::remove(&self.suspended_marker()).await?;
-        let action = match applied {
-            Applied::Runtime => "runtime",
-            Applied::Reloaded => "reload",
-            Applied::Started => "start",
-            Applied::Written => "written",
-        };
+        let action = applied.word();
         let commands = match (applied, &plan) {
             (Applied::Runtime, Some(changes)) => changes.iter().map(|c| c.commands().len()).sum(),
             _ => 0,
@@ -329,31 +391,48 @@ impl Haproxy {
     /// SUSPEND: stop serving (see [`Haproxy::stop`]) and keep the configuration; remembered in
     /// `<config>.suspended` (written first: if it cannot be, HAProxy is not stopped).
     pub async fn suspend(&self) -> Result<(), HaproxyError> {
+        let began = Instant::now();
         let _operation = self.operation.lock().await;
-        files::replace(&self.suspended_marker(), "suspended by a Libra SUSPEND\n").await?;
-        self.stop_master().await
+        let result = async {
+            files::replace(&self.suspended_marker(), "suspended by a Libra SUSPEND\n").await?;
+            self.stop_master().await
+        }
+        .await;
+        self.remember("suspend", began, &result);
+        result
     }
 
     /// ENABLE: serve the kept configuration again (see [`Haproxy::start`]); an error if there is
     /// none.
     pub async fn enable(&self) -> Result<(), HaproxyError> {
+        let began = Instant::now();
         let _operation = self.operation.lock().await;
-        self.start_unlocked().await?;
-        files::remove(&self.suspended_marker()).await?;
-        Ok(())
+        let result = async {
+            self.start_unlocked().await?;
+            Ok(files::remove(&self.suspended_marker()).await?)
+        }
+        .await;
+        self.remember("enable", began, &result);
+        result
     }
 
     /// DELETE: stop HAProxy and remove its configuration (and `<config>-failed`, the
     /// suspension). Idempotent.
     pub async fn delete(&self) -> Result<(), HaproxyError> {
+        let began = Instant::now();
         let mut installed = self.operation.lock().await;
         *installed = None;
-        self.stop_master().await?;
-        for suffix in ["", ".tmp", "-failed", ".suspended"] {
-            files::remove(&with_suffix(&self.settings.config, suffix)).await?;
+        let result = async {
+            self.stop_master().await?;
+            for suffix in ["", ".tmp", "-failed", ".suspended"] {
+                files::remove(&with_suffix(&self.settings.config, suffix)).await?;
+            }
+            info!("haproxy configuration deleted");
+            Ok(())
         }
-        info!("haproxy configuration deleted");
-        Ok(())
+        .await;
+        self.remember("delete", began, &result);
+        result
     }
 
     /// Starts HAProxy from the kept configuration, unless it runs already; returns once its

@@ -5,7 +5,8 @@
 //! last writer closes, i.e. every time keepalived restarts, while a read-write one keeps a writer
 //! (itself) and simply waits for the next keepalived. If the path is replaced underneath (removed,
 //! or recreated by someone else) the reader notices within [`RECHECK`] and reopens the new one.
-//! The FIFO is removed when the reader ends only if keepserver created it.
+//! The FIFO is removed when the reader ends only if keepserver created it. What the reader is
+//! doing is published as a [`FifoHealth`] ([`Fifo::health`]) for `status`.
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use log::{debug, error, info, warn};
 use nix::sys::stat::Mode;
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
+use tokio::sync::watch;
 
 use super::{FifoLine, KeepalivedEvent, parse_fifo_line};
 use crate::supervisor::components::show_duration;
@@ -60,6 +62,22 @@ pub enum FifoError {
 pub struct Fifo {
     path: PathBuf,
     created: bool,
+    health: watch::Sender<FifoHealth>,
+}
+
+/// What the reader is doing, as `status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FifoHealth {
+    /// The FIFO is open and read.
+    pub open: bool,
+    /// State changes read.
+    pub events: u64,
+    /// Lines skipped (not a state change, malformed, too long).
+    pub skipped: u64,
+    /// The last state change read, and when.
+    pub last_event: Option<(String, std::time::Instant)>,
+    /// Why it could not be opened last, while it cannot.
+    pub error: Option<String>,
 }
 
 impl Fifo {
@@ -68,6 +86,7 @@ impl Fifo {
         let mut fifo = Fifo {
             path: path.to_path_buf(),
             created: false,
+            health: watch::Sender::new(FifoHealth::default()),
         };
         fifo.ensure()?;
         Ok(fifo)
@@ -76,6 +95,11 @@ impl Fifo {
     /// The FIFO's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What the reader is doing, updated as it goes.
+    pub fn health(&self) -> watch::Receiver<FifoHealth> {
+        self.health.subscribe()
     }
 
     fn ensure(&mut self) -> Result<(), FifoError> {
@@ -130,6 +154,10 @@ impl Fifo {
             let (mut receiver, id) = match self.open() {
                 Ok(opened) => opened,
                 Err(e) => {
+                    self.health.send_modify(|h| {
+                        h.open = false;
+                        h.error = Some(e.to_string());
+                    });
                     error!("{e}; retrying in {}", show_duration(delay));
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(REOPEN_MAX);
@@ -137,6 +165,10 @@ impl Fifo {
                 }
             };
             delay = REOPEN_DELAY;
+            self.health.send_modify(|h| {
+                h.open = true;
+                h.error = None;
+            });
             debug!("keepalived-fifo open path={}", self.path.display());
             let mut lines = Lines::default();
             let mut recheck = tokio::time::interval(RECHECK);
@@ -149,7 +181,15 @@ impl Fifo {
                         }
                         Ok(n) => {
                             for line in lines.push(&buf[..n]) {
-                                if let Some(event) = self.accept(line) && !deliver(event) {
+                                let event = self.accept(line);
+                                self.health.send_modify(|h| match &event {
+                                    Some(e) => {
+                                        h.events += 1;
+                                        h.last_event = Some((e.to_string(), std::time::Instant::now()));
+                                    }
+                                    None => h.skipped += 1,
+                                });
+                                if let Some(event) = event && !deliver(event) {
                                     return;
                                 }
                             }
@@ -168,6 +208,7 @@ impl Fifo {
                     }
                 }
             }
+            self.health.send_modify(|h| h.open = false);
         }
     }
 

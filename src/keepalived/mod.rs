@@ -130,7 +130,8 @@ impl fmt::Display for KeepalivedEvent {
 }
 
 /// Where a keepalived event came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Source {
     /// `keepserver notify`, run by keepalived as a notify script.
     Notify,

@@ -1,7 +1,7 @@
 //! Carries out parsed Libra jobs: drives HAProxy, runs diagnostics, uploads archives, reads
 //! stats and metrics, and turns every outcome into the reply. Jobs that change HAProxy are
 //! serialized; a job never panics the worker, and every failure becomes `hpcs_response: FAIL`
-//! with `hpcs_error`.
+//! with `hpcs_error`. The jobs run and the last one are kept for `status` ([`Executor::jobs`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +20,7 @@ use super::{archive, release};
 use crate::config::{Endpoint, Libra};
 use crate::haproxy::driver::Haproxy;
 use crate::haproxy::stats;
+use crate::snapshot::JobView;
 
 /// Reply fields of a job.
 type Fields = Vec<(&'static str, Value)>;
@@ -56,6 +57,8 @@ pub struct Executor {
     archive_log: Option<PathBuf>,
     /// Held while a job changes HAProxy, and by METRICS for its mark.
     changes: Mutex<MetricsMark>,
+    /// Jobs run, and the last one with when it ended, for `status`.
+    record: std::sync::Mutex<(u64, Option<(JobView, Instant)>)>,
 }
 
 impl Executor {
@@ -72,7 +75,31 @@ impl Executor {
                 at: Utc::now(),
                 bytes_out: BTreeMap::new(),
             }),
+            record: std::sync::Mutex::new((0, None)),
         }
+    }
+
+    /// Jobs run so far, and the last one (its `ago_s` as of `now`).
+    pub fn jobs(&self, now: Instant) -> (u64, Option<JobView>) {
+        let record = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        let last = record.1.as_ref().map(|(job, at)| JobView {
+            ago_s: crate::supervisor::status::secs(now.saturating_duration_since(*at)),
+            ..job.clone()
+        });
+        (record.0, last)
+    }
+
+    fn remember(&self, action: &str, began: Instant, error: Option<&str>) {
+        let job = JobView {
+            action: action.to_string(),
+            result: if error.is_some() { "FAIL" } else { "PASS" }.to_string(),
+            error: error.map(str::to_string),
+            ms: crate::supervisor::status::millis(began.elapsed()),
+            ago_s: 0.0,
+        };
+        let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        record.0 += 1;
+        record.1 = Some((job, Instant::now()));
     }
 
     /// The HAProxy this executor drives.
@@ -91,6 +118,7 @@ impl Executor {
                     payload.len(),
                     String::from_utf8_lossy(&reply)
                 );
+                self.remember("unreadable", began, Some("the message could not be read"));
                 return reply;
             }
         };
@@ -101,10 +129,12 @@ impl Executor {
         match result {
             Ok(fields) => {
                 info!("libra job action={name} result=PASS ms={ms}");
+                self.remember(name, began, None);
                 message::pass(request, fields)
             }
             Err(Failure { error, fields }) => {
                 warn!("libra job action={name} result=FAIL ms={ms} error=\"{error}\"");
+                self.remember(name, began, Some(&error));
                 message::fail_with(request, &error, fields)
             }
         }

@@ -17,9 +17,12 @@
 //! - on stop: a sleeping or connecting connection ends at once; one with a job in hand finishes
 //!   it and sends the result first. Then it sends RESET_ABILITIES and closes, so the server stops
 //!   handing it work.
+//!
+//! The connections up per server are counted for `status` ([`Worker::connections`]).
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -47,6 +50,8 @@ pub type JobResult = Result<Vec<u8>, Vec<u8>>;
 pub struct Worker {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Per server: how many of its connections are up, and how many there are.
+    up: Vec<(String, Arc<AtomicUsize>, usize)>,
 }
 
 impl Worker {
@@ -59,19 +64,31 @@ impl Worker {
         let (stop, stopped) = watch::channel(false);
         let handler = Arc::new(handler);
         let mut tasks = Vec::new();
+        let mut up = Vec::new();
         for server in servers {
+            let count = Arc::new(AtomicUsize::new(0));
             for n in 0..per_server.max(1) {
                 let link = Link {
                     server: server.clone(),
                     function: Bytes::from(function.to_string()),
                     client_id: Bytes::from(format!("keepserver-{}-{n}", std::process::id())),
                     stopped: stopped.clone(),
+                    up: count.clone(),
                 };
                 let handler = handler.clone();
                 tasks.push(tokio::spawn(async move { link.run(&*handler).await }));
             }
+            up.push((server.clone(), count, per_server.max(1)));
         }
-        Worker { stop, tasks }
+        Worker { stop, tasks, up }
+    }
+
+    /// Per server (`host:port`): the connections up now and the connections kept to it.
+    pub fn connections(&self) -> Vec<(String, usize, usize)> {
+        self.up
+            .iter()
+            .map(|(server, up, total)| (server.clone(), up.load(Ordering::Relaxed), *total))
+            .collect()
     }
 
     /// Stops taking jobs: idle connections close at once, busy ones after their job's reply.
@@ -97,6 +114,8 @@ struct Link {
     function: Bytes,
     client_id: Bytes,
     stopped: watch::Receiver<bool>,
+    /// Connections of this server up now, this one counted while its session runs.
+    up: Arc<AtomicUsize>,
 }
 
 impl Link {
@@ -131,7 +150,10 @@ impl Link {
                 info!("gearman server reachable again server={}", self.server);
             }
             backoff = BACKOFF_MIN;
-            match self.session(&mut conn, handler).await {
+            self.up.fetch_add(1, Ordering::Relaxed);
+            let end = self.session(&mut conn, handler).await;
+            self.up.fetch_sub(1, Ordering::Relaxed);
+            match end {
                 End::Stopped => {
                     // Best effort: the close itself tells the server this worker is gone.
                     let _ = conn

@@ -30,7 +30,7 @@ use log4rs::{
     append::Append,
     encode::{Encode, writer::simple::SimpleWriter},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::writer::{Item, LineSink, OwnedRecord, Report, Target, Writer};
 
@@ -59,7 +59,7 @@ impl fmt::Display for Sink {
 }
 
 /// One sink's health, as `status` shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SinkReport {
     /// The sink: `file PATH`, `stream stderr` or `appender `NAME``.
     pub sink: String,

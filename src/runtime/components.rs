@@ -1,7 +1,8 @@
 //! Carrying out the core's component actions: starting and stopping the Libra worker, bringing
 //! its HAProxy up or down (and watching the HAProxy master, so its death reaches the core),
 //! running BGP announcer steps, and looking at FRR's daemons. Each reports back to the loop as a
-//! [`ComponentEvent`]; long operations run on tasks of their own, so the loop never waits.
+//! [`ComponentEvent`]; long operations run on tasks of their own, so the loop never waits. What
+//! they know that the core does not is handed to `status` by [`Components::sources`].
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use super::Input;
 use crate::bgp::announcer::{Announcer, FrrIdentity};
 use crate::config::{Bgp, Libra};
 use crate::haproxy::{Haproxy, HaproxySettings};
+use crate::keepalived::fifo::FifoHealth;
 use crate::libra::executor::Executor;
 use crate::libra::gearman_worker::Worker;
 use crate::libra::worker;
@@ -34,6 +36,8 @@ pub struct Components {
     executor: Option<(Libra, Arc<Executor>)>,
     worker: Option<(Worker, String)>,
     announcer: Arc<Mutex<Announcer>>,
+    /// The prefixes the announcer last told bgpd to announce, for `status`.
+    announced: watch::Sender<Option<Vec<String>>>,
     /// FRR's daemons at the last look, and the section they were looked up for.
     frr: Option<(Bgp, FrrIdentity)>,
 }
@@ -47,7 +51,24 @@ impl Components {
             executor: None,
             worker: None,
             announcer: Arc::new(Mutex::new(Announcer::new(bgp))),
+            announced: watch::Sender::new(None),
             frr: None,
+        }
+    }
+
+    /// What the components' tasks know now, for a `status` snapshot (`fifo`: the notify FIFO
+    /// reader's health, which the loop holds).
+    pub fn sources(&self, fifo: Option<watch::Receiver<FifoHealth>>) -> super::status::Sources {
+        super::status::Sources {
+            haproxy: self.driven.as_ref().map(|d| d.haproxy.clone()),
+            executor: self.executor.as_ref().map(|(_, e)| e.clone()),
+            connections: self
+                .worker
+                .as_ref()
+                .map(|(w, _)| w.connections())
+                .unwrap_or_default(),
+            announced: self.announced.borrow().clone(),
+            fifo,
         }
     }
 
@@ -134,14 +155,20 @@ impl Components {
     /// Runs a BGP step; [`ComponentEvent::BgpDone`] follows.
     pub fn bgp(&mut self, step: BgpStep, standing: Standing) {
         let announcer = self.announcer.clone();
+        let announced = self.announced.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
+            let mut announcer = announcer.lock().await;
             let result = announcer
-                .lock()
-                .await
                 .step(step, standing)
                 .await
                 .map_err(|e| e.to_string());
+            announced.send_replace(
+                announcer
+                    .announced()
+                    .map(|p| p.iter().map(ToString::to_string).collect()),
+            );
+            drop(announcer);
             let _ = tx.send(Input::Event(Event::Component(ComponentEvent::BgpDone(
                 result,
             ))));

@@ -5,7 +5,8 @@
 //! input, whichever comes first; there is no ticker. Every keepalived event, from
 //! `keepserver notify` or the FIFO, is fed to the machine and then makes the watcher re-read the
 //! VIP at once. The components' actions are carried out by [`components`]; the admin API,
-//! when configured, runs beside them ([`api`]) and answers in every role.
+//! when configured, runs beside them ([`api`]) and answers in every role. A `status` request is
+//! completed off the loop ([`status`]).
 //!
 //! Under systemd the loop tells it where keepserver stands ([`systemd`]): READY=1 once the first
 //! role is decided, RELOADING=1 and READY=1 around a reload, a STATUS= line on every change of
@@ -18,6 +19,7 @@
 
 mod api;
 mod components;
+mod status;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,12 +31,12 @@ use signal_hook::iterator::Signals;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::config::{self, Config, Keepstart};
-use crate::control::{self, Incoming, Request};
+use crate::control::{self, Answer, Command, Incoming, Notified};
 use crate::daemon::{Pidfile, Readiness};
 use crate::hooks::orphan::{self, Fate};
 use crate::hooks::record::{Found, HookRecord};
 use crate::hooks::{self, KILL_GRACE};
-use crate::keepalived::fifo::{Fifo, FifoError};
+use crate::keepalived::fifo::{Fifo, FifoError, FifoHealth};
 use crate::keepalived::{KeepalivedEvent, Source};
 use crate::logging;
 use crate::report;
@@ -120,8 +122,8 @@ struct Shell {
     reloads: u64,
     /// Asks the VIP watcher for an immediate re-read.
     reread: Arc<Notify>,
-    /// The FIFO reader, when `keepstart.keepalived-fifo` is set.
-    fifo: Option<tokio::task::JoinHandle<()>>,
+    /// The FIFO reader and its health, when `keepstart.keepalived-fifo` is set.
+    fifo: Option<(tokio::task::JoinHandle<()>, watch::Receiver<FifoHealth>)>,
     /// The hook record (`None` when it could not be opened: hooks then run unrecorded).
     record: Option<HookRecord>,
     /// What the record says now: the hook in flight, or idle with this running state.
@@ -284,7 +286,7 @@ impl Shell {
 
     async fn finish(mut self) {
         // The reader removes a FIFO it created when it is dropped: let that happen now.
-        if let Some(fifo) = self.fifo.take() {
+        if let Some((fifo, _)) = self.fifo.take() {
             fifo.abort();
             let _ = fifo.await;
         }
@@ -364,25 +366,26 @@ impl Shell {
     }
 
     fn answer(&mut self, incoming: Incoming) -> Vec<Action> {
-        let mut actions = Vec::new();
-        let reply = match incoming.request {
-            Request::Status => {
-                let mut value = serde_json::to_value(self.status())
-                    .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
-                value["reloads"] = self.reloads.into();
-                value["vip"] = self.config.keepstart.vip.to_string().into();
-                value["nic"] = self.config.keepstart.nic.as_deref().into();
-                value["log_lines_lost"] = logging::lost_lines().into();
-                value["log_sinks"] = serde_json::to_value(logging::sinks()).unwrap_or_default();
-                value
+        match incoming.command {
+            Command::Status => {
+                let fifo = self.fifo.as_ref().map(|(_, health)| health.clone());
+                let sources = self.components.sources(fifo);
+                status::answer(
+                    self.status(),
+                    self.reloads,
+                    &self.config,
+                    sources,
+                    incoming.reply,
+                );
+                Vec::new()
             }
-            Request::Notify(event) => {
-                actions = self.keepalived(event, Source::Notify);
-                serde_json::json!({"ok": true, "role": self.machine.role()})
+            Command::Notify(event) => {
+                let actions = self.keepalived(event, Source::Notify);
+                let role = self.machine.role();
+                let _ = incoming.reply.send(Answer::Notified(Notified { role }));
+                actions
             }
-        };
-        let _ = incoming.reply.send(reply);
-        actions
+        }
     }
 
     /// Re-reads the config file; a bad file is logged and changes nothing.
@@ -463,7 +466,7 @@ impl Shell {
         if path == self.config.keepalived_fifo {
             return;
         }
-        if let Some(old) = self.fifo.take() {
+        if let Some((old, _)) = self.fifo.take() {
             old.abort();
         }
         self.config.keepalived_fifo = None;
@@ -479,12 +482,17 @@ impl Shell {
 }
 
 /// Starts the FIFO reader; its events reach the loop in the order they were written.
-fn spawn_fifo(fifo: Fifo, tx: mpsc::UnboundedSender<Input>) -> tokio::task::JoinHandle<()> {
+fn spawn_fifo(
+    fifo: Fifo,
+    tx: mpsc::UnboundedSender<Input>,
+) -> (tokio::task::JoinHandle<()>, watch::Receiver<FifoHealth>) {
     info!(
         "reading keepalived notify FIFO path={}",
         fifo.path().display()
     );
-    tokio::spawn(fifo.run(move |event| tx.send(Input::Keepalived(event)).is_ok()))
+    let health = fifo.health();
+    let reader = tokio::spawn(fifo.run(move |event| tx.send(Input::Keepalived(event)).is_ok()));
+    (reader, health)
 }
 
 /// The logging context (file and workspace) for `config`.

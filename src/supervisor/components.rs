@@ -357,9 +357,9 @@ impl Components {
     pub fn view(&self, now: Instant) -> ComponentsView {
         ComponentsView {
             libra_worker: match &self.worker {
-                Worker::Stopped => "stopped",
-                Worker::Running(_) => "running",
-                Worker::Stopping => "stopping",
+                Worker::Stopped => WorkerState::Stopped,
+                Worker::Running(_) => WorkerState::Running,
+                Worker::Stopping => WorkerState::Stopping,
             },
             haproxy: self.haproxy.known,
             haproxy_failures: self.haproxy.backoff.failures,
@@ -379,11 +379,11 @@ impl Components {
     }
 }
 
-/// The components as `status` shows them.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// The components as the core sees them, in `status`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ComponentsView {
-    /// `stopped`, `running` or `stopping`.
-    pub libra_worker: &'static str,
+    /// Where the core last brought the Libra worker.
+    pub libra_worker: WorkerState,
     /// Where HAProxy was last brought: `up`, `down`, or null when not known.
     pub haproxy: Option<Target>,
     /// HAProxy operations failed in a row.
@@ -396,6 +396,29 @@ pub struct ComponentsView {
     pub bgp_failures: u32,
     /// Seconds until the next BGP retry, while backing off.
     pub bgp_retry_in_s: Option<f64>,
+}
+
+/// Where the core last brought the Libra worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    /// Not taking jobs.
+    Stopped,
+    /// Taking jobs (its connections may still be coming up).
+    Running,
+    /// Finishing the job in hand before it leaves the job servers.
+    Stopping,
+}
+
+impl WorkerState {
+    /// The word, as JSON spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Stopped => "stopped",
+            WorkerState::Running => "running",
+            WorkerState::Stopping => "stopping",
+        }
+    }
 }
 
 /// `up` or `down`, for a log line.

@@ -280,8 +280,10 @@ impl Supervisor {
 
     /// A snapshot for `status` and the alive report.
     pub fn status(&self, now: Instant, pid: u32) -> Status {
+        let role_since = self.last_transition.map_or(self.started, |t| t.at);
         Status {
             role: self.role,
+            role_since_s: status::secs(now.saturating_duration_since(role_since)),
             observed_role: self.filter.pending().map_or(self.role, |p| p.to),
             pending_role: self
                 .filter

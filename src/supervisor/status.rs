@@ -1,11 +1,13 @@
-//! What the supervisor knows about itself, as a snapshot: served as `status --json` over the
-//! control socket and condensed into the one-line alive report.
+//! What the supervisor knows about itself, as a snapshot: the core of what `status` shows (the
+//! shell adds what the components' own tasks know, see [`crate::snapshot`]) and condensed into the
+//! one-line alive report. Every view serializes and deserializes, so the daemon and the `status`
+//! client share one typed definition.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::components::{ComponentsView, show_duration};
 use super::hysteresis::Pending;
@@ -32,11 +34,13 @@ pub struct Transition {
     pub at: Instant,
 }
 
-/// The status snapshot, as served by `keepserver status --json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The role machine's snapshot, the top-level fields of `keepserver status --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     /// MASTER or SLAVE: the role the node acts on.
     pub role: Role,
+    /// Seconds the node has had `role`: since the last role change, or since start.
+    pub role_since_s: f64,
     /// The role the VIP says now; differs from `role` only while a change waits for `rise` or
     /// `fall`.
     pub observed_role: Role,
@@ -84,12 +88,12 @@ pub struct KeepalivedStats {
 }
 
 /// keepalived's view, relative to now.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeepalivedView {
     /// The state keepalived reported last.
     pub state: KeepalivedState,
     /// `notify` or `fifo`.
-    pub source: &'static str,
+    pub source: Source,
     /// The instance or group name, when keepalived gave one.
     pub instance: Option<String>,
     /// The priority, when keepalived gave one.
@@ -108,7 +112,7 @@ impl KeepalivedView {
         let (event, source, at) = stats.last.as_ref()?;
         Some(KeepalivedView {
             state: event.state,
-            source: source.as_str(),
+            source: *source,
             instance: event.instance.as_ref().map(|i| i.name.clone()),
             priority: event.priority,
             ago_s: secs(now.saturating_duration_since(*at)),
@@ -119,7 +123,7 @@ impl KeepalivedView {
 }
 
 /// A pending role change, relative to now.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingView {
     /// The role it changes to.
     pub to: Role,
@@ -141,7 +145,7 @@ impl PendingView {
 }
 
 /// A role change, relative to now.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransitionView {
     /// The role before.
     pub from: Role,
@@ -152,7 +156,7 @@ pub struct TransitionView {
 }
 
 /// One hook's record, relative to now.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HookView {
     /// How many times it has run to an end.
     pub runs: u64,
@@ -161,10 +165,10 @@ pub struct HookView {
 }
 
 /// One hook result, relative to now.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HookResultView {
-    /// `ok`, `failed` or `timeout`.
-    pub outcome: &'static str,
+    /// `ok`, `failed`, `timeout` or `unknown`.
+    pub outcome: Verdict,
     /// Exit status, when it exited.
     pub exit: Option<i32>,
     /// Signal that ended it (`SIGKILL`), when one did.
@@ -177,6 +181,38 @@ pub struct HookResultView {
     pub ago_s: f64,
 }
 
+/// How a hook ended, in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Exit status 0.
+    Ok,
+    /// Another exit status, a signal, or it could not start.
+    Failed,
+    /// Killed at the hook timeout.
+    Timeout,
+    /// Adopted from a previous instance: how it ended is not known.
+    Unknown,
+}
+
+impl Verdict {
+    /// The word, as JSON and the alive report spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Failed => "failed",
+            Verdict::Timeout => "timeout",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl HookView {
     /// The view of `stats` as seen at `now`.
     pub fn new(stats: &HookStats, now: Instant) -> Self {
@@ -184,10 +220,10 @@ impl HookView {
             runs: stats.runs,
             last: stats.last.as_ref().map(|(r, at)| HookResultView {
                 outcome: match r.outcome {
-                    HookOutcome::Exited(0) => "ok",
-                    HookOutcome::TimedOut => "timeout",
-                    HookOutcome::Unobserved => "unknown",
-                    _ => "failed",
+                    HookOutcome::Exited(0) => Verdict::Ok,
+                    HookOutcome::TimedOut => Verdict::Timeout,
+                    HookOutcome::Unobserved => Verdict::Unknown,
+                    _ => Verdict::Failed,
                 },
                 exit: match r.outcome {
                     HookOutcome::Exited(code) => Some(code),

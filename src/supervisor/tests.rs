@@ -400,7 +400,10 @@ fn hook_timeout_is_a_failure_and_retries_back_off() {
     assert_eq!(retries_at, [1, 2, 4, 8, 16, 31]);
     let st = s.m.status(s.now, 1);
     assert_eq!(st.consecutive_failures, 6);
-    assert_eq!(st.hooks[&Start].last.as_ref().unwrap().outcome, "timeout");
+    assert_eq!(
+        st.hooks[&Start].last.as_ref().unwrap().outcome.as_str(),
+        "timeout"
+    );
 }
 
 #[test]
@@ -546,7 +549,12 @@ fn keepalived_notifies_that_agree_with_the_vip_run_nothing_themselves() {
     assert_eq!(s.ran, [Start], "the VIP ran start, the notify nothing more");
     let view = s.keepalived_view();
     assert_eq!(
-        (view.state, view.source, view.events, view.disagreements),
+        (
+            view.state,
+            view.source.as_str(),
+            view.events,
+            view.disagreements
+        ),
         (KeepalivedState::Master, "fifo", 2, 0)
     );
     assert_eq!(
@@ -637,7 +645,7 @@ fn notifies_the_vip_contradicts_are_counted_and_change_nothing() {
     s.vip(false);
     let view = s.keepalived_view();
     assert_eq!((view.events, view.disagreements), (2, 1));
-    assert_eq!((view.source, view.instance), ("notify", None));
+    assert_eq!((view.source.as_str(), view.instance), ("notify", None));
     assert!(s.ran.is_empty());
 }
 
@@ -808,7 +816,8 @@ fn an_adopted_hook_holds_every_other_hook_until_it_ends() {
             .last
             .as_ref()
             .expect("recorded")
-            .outcome,
+            .outcome
+            .as_str(),
         "unknown"
     );
 

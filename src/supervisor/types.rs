@@ -15,7 +15,7 @@ use crate::keepalived::{KeepalivedEvent, Source};
 use crate::vip::Vip;
 
 /// This node's role, decided by whether the VIP is on the NIC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Role {
     /// The VIP is on the NIC: services should run here.
@@ -268,7 +268,7 @@ pub enum ComponentEvent {
 }
 
 /// Where HAProxy should be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
     /// Serving its kept configuration (if there is one and it is not suspended).
