@@ -71,7 +71,7 @@ pub fn plan(config: &Config, state: &State) -> Plan {
     let mut plan = Plan::default();
     let mut quagga = None;
     if let (Some(api), Some(store)) = (&config.api, &state.api_store) {
-        quagga = api_haproxy(api, store, &mut plan);
+        quagga = api_haproxy(api, &config.application.workspace, store, &mut plan);
     } else if let Some(kept) = &state.libra_config {
         libra_haproxy(config, kept, state.libra_suspended, &mut plan);
     }
@@ -94,14 +94,15 @@ pub fn plan(config: &Config, state: &State) -> Plan {
         None => config.bgp.clone().map(|b| (b, "from the bgp section")),
     };
     if let Some((bgp, origin)) = bgp {
-        plan.artefacts.push(bgpd_conf(&bgp, origin));
+        plan.artefacts
+            .push(bgpd_conf(&bgp, &config.application.workspace, origin));
     }
     plan
 }
 
 /// The haproxy.cfg of the admin API's `store`, as the daemon renders it at start; returns the
 /// stored BGP peering, if any.
-fn api_haproxy(api: &Api, store: &Stored, plan: &mut Plan) -> Option<Quagga> {
+fn api_haproxy(api: &Api, workspace: &Path, store: &Stored, plan: &mut Plan) -> Option<Quagga> {
     let subject = format!("the admin API store {}", api.store.display());
     let text = match store {
         Stored::Missing => {
@@ -158,7 +159,7 @@ fn api_haproxy(api: &Api, store: &Stored, plan: &mut Plan) -> Option<Quagga> {
                 kept: false,
                 text: render(&balancer, &paths),
                 checks: vec![Check::Haproxy {
-                    binary: settings.binary,
+                    binary: program(&settings.binary, workspace),
                 }],
             });
         }
@@ -191,21 +192,32 @@ fn libra_haproxy(config: &Config, kept: &Stored, suspended: bool, plan: &mut Pla
             kept: true,
             text: text.clone(),
             checks: vec![Check::Haproxy {
-                binary: settings.binary,
+                binary: program(&settings.binary, &config.application.workspace),
             }],
         }),
     }
 }
 
+/// The program the daemon would run for `path`: a bare name is looked up in `PATH`, a relative
+/// path is taken from the workspace (the daemon's working directory).
+fn program(path: &Path, workspace: &Path) -> PathBuf {
+    if path.components().count() > 1 {
+        workspace.join(path)
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// bgpd.conf as announced on MASTER.
-fn bgpd_conf(bgp: &Bgp, origin: &str) -> Artefact {
+fn bgpd_conf(bgp: &Bgp, workspace: &Path, origin: &str) -> Artefact {
+    let vtysh = program(&bgp.vtysh, workspace);
     let mut checks = vec![Check::Vtysh {
-        binary: bgp.vtysh.clone(),
+        binary: vtysh.clone(),
     }];
     if bgp.apply == ApplyMethod::FrrReload {
         checks.push(Check::FrrReload {
-            script: bgp.frr_reload.clone(),
-            vtysh: bgp.vtysh.clone(),
+            script: program(&bgp.frr_reload, workspace),
+            vtysh,
             pathspace: bgp.pathspace.as_ref().map(ToString::to_string),
         });
     }

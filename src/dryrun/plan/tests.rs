@@ -219,3 +219,29 @@ fn a_stored_peering_is_the_bgp_section_in_force() {
     let conf = &planned.artefacts[0];
     assert!(conf.text.contains("router bgp 65001"), "{}", conf.text);
 }
+
+#[test]
+fn a_relative_program_is_taken_from_the_workspace_and_a_bare_name_from_path() {
+    let config = config_of(&format!(
+        "api:\n  haproxy:\n    binary: sbin/haproxy\n{BGP}  vtysh: vtysh\n  apply: frr-reload\n  \
+         frr-reload: tools/frr-reload.py\n"
+    ));
+    let planned = plan(&config, &api_state(Stored::Text(store().to_json())));
+    let checks: Vec<&Check> = planned.artefacts.iter().flat_map(|a| &a.checks).collect();
+    assert_eq!(
+        checks,
+        [
+            &Check::Haproxy {
+                binary: PathBuf::from("/srv/ks/sbin/haproxy")
+            },
+            &Check::Vtysh {
+                binary: PathBuf::from("vtysh")
+            },
+            &Check::FrrReload {
+                script: PathBuf::from("/srv/ks/tools/frr-reload.py"),
+                vtysh: PathBuf::from("vtysh"),
+                pathspace: None,
+            },
+        ]
+    );
+}
