@@ -11,7 +11,7 @@
 //!   and with `bgp.apply: frr-reload` also with `frr-reload.py --test` against an empty running
 //!   configuration.
 //!
-//! [`plan`] decides what to render (pure, from [`State`], which [`State::read`] reads);
+//! [`plan()`] decides what to render (pure, from [`State`], which [`State::read`] reads);
 //! [`validate`] runs the checkers on copies in a private temporary directory. Every problem is
 //! collected as a [`Finding`], so `check` reports them all at once.
 
@@ -26,7 +26,7 @@ use crate::config::Config;
 pub use plan::{Plan, State, plan};
 
 /// How serious a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
     /// What was checked and passed, or why there was nothing to check.
     Note,
