@@ -41,7 +41,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Validate the config file and print what the server would do.
+    /// Validate the config file, dry-run the files the server would write, and print what it
+    /// would do.
+    ///
+    /// haproxy.cfg (from the admin API's store or the Libra worker's kept file) and bgpd.conf are
+    /// rendered into a temporary directory and checked with `haproxy -c`, `vtysh --dryrun` and,
+    /// with `bgp.apply: frr-reload`, `frr-reload.py --test`; a checker that is not installed is
+    /// skipped with a warning. Exit 0 valid, 2 config error (every one is listed), 4 the config
+    /// is valid but a checker refused a file.
     Check,
     /// Tell the running server about a keepalived state change, for keepalived's notify scripts:
     /// one state word (notify_master etc.) or the four arguments keepalived appends to `notify`.

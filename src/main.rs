@@ -1,7 +1,10 @@
 //! keepserver's entry point: parses the command line, loads the config, and dispatches to the
 //! daemon or to a command on the running daemon. Exit codes: 0 ok, 1 runtime failure, 2 usage or
-//! config error, 3 not running, 4 the running daemon speaks another control protocol. `stop`, `status` and `notify` only need to find the running
-//! instance, so they work from a broken config too (see [`config::locate`]).
+//! config error, 3 not running, 4 the running daemon speaks another control protocol; `check`
+//! exits as `haproxy -c` and `keepalived -t` do, 1 for a config error, and 5 when the config is
+//! valid but an external checker refused a file the daemon would write. `stop`, `status` and
+//! `notify` only need to find the running instance, so they work from a broken config too (see
+//! [`config::locate`]).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,6 +17,7 @@ use keepserver::config::locate::{self, Fallback, Located, Overrides};
 use keepserver::config::{self, Config, ConfigError, Loaded};
 use keepserver::control::{self, Answer, ControlError};
 use keepserver::daemon::{self, Forked, Pidfile, Readiness};
+use keepserver::dryrun::{self, Severity};
 use keepserver::hooks::KILL_GRACE;
 use keepserver::keepalived;
 use keepserver::logging::{self, Translated};
@@ -29,6 +33,11 @@ const EXIT_CONFIG: u8 = 2;
 const EXIT_NOT_RUNNING: u8 = 3;
 /// Exit status: the running daemon speaks another control protocol (restart it).
 const EXIT_PROTOCOL: u8 = 4;
+/// Exit status of `check` for a config error (as `haproxy -c` and `keepalived -t` exit).
+const EXIT_CHECK_CONFIG: u8 = 1;
+/// Exit status of `check`: the config is valid, but an external checker (`haproxy -c`,
+/// `vtysh --dryrun`, `frr-reload.py --test`) refused a file the daemon would write.
+const EXIT_CHECK_FAILED: u8 = 5;
 
 /// A failed command: what to print and the exit status.
 struct Failure {
@@ -324,20 +333,54 @@ fn status(located: &Located, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Validates the config, checks it on this machine and dry-runs the files the daemon would
+/// write; every problem is reported at once. Exit 1 if anything keepserver itself refuses,
+/// else 5 if an external checker refused a file, else 0.
 fn check(path: &Path) -> Result<(), Failure> {
-    let (loaded, translated) = validate(path)?;
-    let report = host::host_problems(&loaded.config, Purpose::Check, host::nic_exists);
-    for w in loaded.warnings.iter().chain(&report.warnings) {
+    let loaded = config::load(path).map_err(|e| Failure::new(EXIT_CHECK_CONFIG, e))?;
+    let config = &loaded.config;
+    let mut errors: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    match logging::translate(config.logging.as_ref(), &runtime::logging_context(config)) {
+        Ok(translated) => {
+            warnings.extend(translated.warnings.iter().map(|w| format!("logging: {w}")))
+        }
+        Err(e) => errors.push(e.to_string()),
+    }
+    let report = host::host_problems(config, Purpose::Check, host::nic_exists);
+    warnings.extend(report.warnings.iter().map(ToString::to_string));
+    errors.extend(report.errors.iter().map(ToString::to_string));
+    let findings = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot start the dry run: {e}")))?
+        .block_on(dryrun::run(config));
+    let mut failed = Vec::new();
+    let mut notes = Vec::new();
+    for finding in findings {
+        match finding.severity {
+            Severity::Note => notes.push(finding.to_string()),
+            Severity::Warning => warnings.push(finding.to_string()),
+            Severity::Failed => failed.push(finding.to_string()),
+            Severity::Error => errors.push(finding.to_string()),
+        }
+    }
+    for w in &warnings {
         println!("warning: {w}");
     }
-    for w in &translated.warnings {
-        println!("warning: logging: {w}");
+    if !errors.is_empty() {
+        errors.extend(failed);
+        return Err(Failure::new(EXIT_CHECK_CONFIG, errors.join("\n")));
     }
-    report
-        .into_result()
-        .map_err(|e| Failure::new(EXIT_CONFIG, e))?;
-    print!("{}", keepserver::report::plan_text(&loaded.config));
-    Ok(())
+    print!("{}", keepserver::report::plan_text(config));
+    for note in &notes {
+        println!("dry run: {note}");
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::new(EXIT_CHECK_FAILED, failed.join("\n")))
+    }
 }
 
 /// Hands a keepalived notify to the running daemon and returns as soon as it is acknowledged:
