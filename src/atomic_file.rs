@@ -40,10 +40,48 @@ pub async fn write(path: &Path, text: &str) -> Result<(), FileError> {
     blocking(move || write_synced(&path, &text)).await
 }
 
+/// [`write`] without the fsync, for a file that is read (checked) before it is kept: [`sync`] it
+/// before renaming it into place.
+pub async fn write_unsynced(path: &Path, text: &str) -> Result<(), FileError> {
+    let (path, text) = (path.to_path_buf(), text.to_string());
+    blocking(move || write_file(&path, &text, false)).await
+}
+
+/// Fsyncs the file at `path` (written with [`write_unsynced`]).
+pub async fn sync(path: &Path) -> Result<(), FileError> {
+    let path = path.to_path_buf();
+    blocking(move || {
+        File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(failed(format!("sync {}", path.display())))
+    })
+    .await
+}
+
 /// Renames `from` over `to` and fsyncs the directory, so the rename survives a crash.
 pub async fn rename(from: &Path, to: &Path) -> Result<(), FileError> {
     let (from, to) = (from.to_path_buf(), to.to_path_buf());
     blocking(move || rename_synced(&from, &to)).await
+}
+
+/// Renames `from` over `to` without the directory's fsync: the rename is seen at once, and
+/// [`sync_dir_of`] makes it survive a crash (done while the new file is put in service).
+pub async fn rename_unsynced(from: &Path, to: &Path) -> Result<(), FileError> {
+    let (from, to) = (from.to_path_buf(), to.to_path_buf());
+    blocking(move || {
+        fs::rename(&from, &to).map_err(failed(format!(
+            "rename {} to {}",
+            from.display(),
+            to.display()
+        )))
+    })
+    .await
+}
+
+/// Fsyncs the directory that holds `path`, so a rename into it survives a crash.
+pub async fn sync_dir_of(path: &Path) -> Result<(), FileError> {
+    let path = path.to_path_buf();
+    blocking(move || sync_dir(&path)).await
 }
 
 /// Replaces `path` with `text`: written beside it as `<path>.tmp`, then renamed over it.
@@ -96,13 +134,17 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn write_synced(path: &Path, text: &str) -> Result<(), FileError> {
+    write_file(path, text, true)
+}
+
+fn write_file(path: &Path, text: &str, synced: bool) -> Result<(), FileError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(failed(format!("create directory {}", dir.display())))?;
     }
     let write = || -> io::Result<()> {
         let mut file = File::create(path)?;
         file.write_all(text.as_bytes())?;
-        file.sync_all()
+        if synced { file.sync_all() } else { Ok(()) }
     };
     write().map_err(|e| {
         let _ = fs::remove_file(path);
@@ -128,13 +170,17 @@ fn replace_synced(path: &Path, text: &str, mode: Option<u32>) -> Result<(), File
 fn rename_synced(from: &Path, to: &Path) -> Result<(), FileError> {
     let action = || format!("rename {} to {}", from.display(), to.display());
     fs::rename(from, to).map_err(failed(action()))?;
-    let dir = to
+    sync_dir(to)
+}
+
+fn sync_dir(path: &Path) -> Result<(), FileError> {
+    let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(failed(action()))
+        .map_err(failed(format!("sync directory {}", dir.display())))
 }
 
 fn remove_optional(path: &Path) -> Result<(), FileError> {

@@ -47,6 +47,11 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
+        Self::with_binary(|_| PathBuf::from("haproxy"))
+    }
+
+    /// A fixture whose driver runs the binary `binary` makes in the test's directory.
+    fn with_binary(binary: impl FnOnce(&Path) -> PathBuf) -> Self {
         assert!(
             std::process::Command::new("haproxy")
                 .arg("-v")
@@ -57,7 +62,11 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("haproxy.cfg");
         let runtime_dir = dir.path().join("run");
-        let haproxy = Arc::new(Haproxy::new(HaproxySettings::new(&config, &runtime_dir)));
+        let settings = HaproxySettings {
+            binary: binary(dir.path()),
+            ..HaproxySettings::new(&config, &runtime_dir)
+        };
+        let haproxy = Arc::new(Haproxy::new(settings));
         Fixture {
             _guard: Guard {
                 dir: dir.path().to_owned(),
@@ -485,6 +494,58 @@ async fn other_changes_and_failed_runtime_changes_reload() {
     let servers = fx.servers("be-web").await;
     assert_eq!((servers["a"].1, servers["b"].1), (10, 5));
     assert_eq!(answering(port, 6).await, set(&["a", "b"]));
+}
+
+/// The runtime change is served before the file is checked: a file `haproxy -c` then refuses
+/// (here a wrapper around the real binary refuses every `-c` while a marker file exists) is
+/// refused, and a reload of the file still in place undoes the runtime change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_change_whose_file_is_refused_is_undone() {
+    let fx = Fixture::with_binary(|dir| {
+        let wrapper = dir.join("haproxy-wrapper");
+        let script = format!(
+            "#!/bin/sh\nif [ \"$1\" = -c ] && [ -e {marker} ]; then\n  \
+             echo '[ALERT]    (1) : refused by the test' >&2\n  exit 1\nfi\n\
+             exec haproxy \"$@\"\n",
+            marker = dir.join("refuse-check").display()
+        );
+        std::fs::write(&wrapper, script).expect("wrapper");
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(&wrapper, mode).expect("chmod");
+        wrapper
+    });
+    let (a, b) = (backend("a").await, backend("b").await);
+    let port = free_port();
+    let one = balancer(port, vec![member(&a, 10, true)]);
+    fx.haproxy.apply(&one).await.expect("start");
+    let (master, reloads, _) = fx.processes().await;
+    let file = fx.config_text();
+
+    std::fs::write(fx.dir.path().join("refuse-check"), "").expect("marker");
+    let both = balancer(port, vec![member(&a, 10, true), member(&b, 10, true)]);
+    let refused = fx.haproxy.update(&both).await.expect_err("refused");
+    assert!(
+        refused.to_string().contains("refused by the test"),
+        "{refused}"
+    );
+    assert_eq!(fx.config_text(), file, "the file in place is unchanged");
+    assert_eq!(fx.servers("be-web").await.keys().collect::<Vec<_>>(), ["a"]);
+    let (same_master, now, _) = fx.processes().await;
+    assert_eq!(
+        (same_master, now),
+        (master, reloads + 1),
+        "undone by one reload"
+    );
+    assert_eq!(answering(port, 4).await, set(&["a"]));
+
+    // What the worker serves is the file again: the next change takes the runtime path.
+    std::fs::remove_file(fx.dir.path().join("refuse-check")).expect("marker");
+    assert_eq!(
+        fx.haproxy.update(&both).await.expect("add"),
+        Applied::Runtime
+    );
+    assert_eq!(answering(port, 6).await, set(&["a", "b"]));
+    assert_eq!(fx.processes().await.1, reloads + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

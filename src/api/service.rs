@@ -1,11 +1,11 @@
 //! Carrying out the admin API's requests, one at a time (so a burst of concurrent writes ends as
 //! if they had been applied in some order): reads from the store; every mutation validated on a
 //! copy of the store (typed parse, references, the HAProxy model), its certificates looked up,
-//! the store's new file written beside the old one, the configuration rendered, checked with
-//! `haproxy -c`, swapped atomically and put in force in a running HAProxy (through its runtime
-//! API when only servers change and HAProxy can take it, else by a hitless reload: see
-//! [`Haproxy::update`]); only then is the
-//! new store file renamed into place and the copy kept. Any refusal leaves the running
+//! the store's new file written beside the old one while the configuration is rendered, checked
+//! with `haproxy -c`, swapped atomically and put in force in a running HAProxy (through its
+//! runtime API when only servers change and HAProxy can take it, else by a hitless reload: see
+//! [`Haproxy::update`]); only when both have worked is the new store file renamed into place
+//! and the copy kept. Any refusal leaves the running
 //! configuration, the stored objects and the served traffic as they were.
 //!
 //! The service never starts or stops HAProxy: the core does, by the role (`api.serve`). A
@@ -188,12 +188,16 @@ impl Service {
         let balancer = next.balancer(&self.ctx)?;
         self.check_certificates(&balancer).await?;
         let tmp = with_suffix(&self.store_path, ".tmp");
-        files::write(&tmp, &next.to_json())
-            .await
-            .map_err(|e| ApiError::internal(format!("the change was not made: {e}")))?;
-        if let Err(e) = self.put(&balancer).await {
+        // The store's new file is written (and fsynced) while HAProxy takes the change.
+        let json = next.to_json();
+        let (written, put) = tokio::join!(files::write(&tmp, &json), self.put(&balancer));
+        if let Err(e) = put {
             let _ = files::remove(&tmp).await;
             return Err(e);
+        }
+        if let Err(e) = written {
+            self.restore().await;
+            return Err(ApiError::internal(format!("the change was undone: {e}")));
         }
         if let Err(e) = files::rename(&tmp, &self.store_path).await {
             let _ = files::remove(&tmp).await;

@@ -10,10 +10,14 @@
 //!
 //! An admin API change ([`Haproxy::update`]) that only adds, removes, re-weights, enables or
 //! disables servers ([`runtime_changes`]) is made through the runtime API of the running
-//! worker instead, with no reload: the file is still checked and swapped first, for the next
-//! start, then the commands are sent and the worker's servers are compared with the model
-//! (`show servers state`). A command HAProxy refuses, or a disagreement, falls back to a
-//! hitless reload of the file, and is logged. The driver knows what the running worker
+//! worker instead, with no reload: the commands are sent first and the worker's servers are
+//! compared with the model (`show servers state`), so the change is served as soon as HAProxy
+//! has taken it, and only then is the file checked and swapped, for the next start. A command
+//! HAProxy refuses, or a disagreement, falls back to a hitless reload of the new file, and is
+//! logged. HAProxy has parsed each changed server line itself by then (a runtime `add server`
+//! takes the same server keywords as the file), so a file it then refuses is not expected; if
+//! it happens, the file still in place is reloaded to undo the runtime change, and the refusal
+//! is returned: the change was served for the few milliseconds of the check. The driver knows what the running worker
 //! serves because it remembers the model of the file it put in place.
 //!
 //! The configuration file in place is always the last good one (one that passed `-c` and
@@ -277,25 +281,52 @@ impl Haproxy {
         }
         let running = self.running_master().await?;
         let previous = files::read_optional(&self.settings.config).await?;
-        let plan = match (&running, installed.as_ref()) {
-            (Some(_), Some(old)) if !start => runtime_changes(old, balancer),
+        let plan = match (&running, installed.as_ref(), &previous) {
+            (Some(_), Some(old), Some(_)) if !start => runtime_changes(old, balancer),
             _ => None,
         };
-        self.install(&text).await?;
-        let installed_after = began.elapsed();
-        let activated = match (&running, &plan) {
-            (Some(table), Some(changes)) => {
-                self.change_or_reload(table, changes, balancer, &text).await
+        let (activated, served) = match (&running, &plan, &previous) {
+            (Some(table), Some(changes), Some(old_text)) => {
+                match self.change_at_runtime(table, changes, balancer).await {
+                    Ok(()) => {
+                        let served = began.elapsed();
+                        if let Err(e) = self.install(&text).await {
+                            return Err(self
+                                .undo_runtime(&mut installed, table, old_text, e)
+                                .await);
+                        }
+                        self.sync_installed().await;
+                        self.master.send_replace(Some(table.master));
+                        (Ok(Applied::Runtime), served)
+                    }
+                    Err(e) => {
+                        warn!("haproxy runtime change failed, reloading instead: {e}");
+                        // What the worker serves is not known now: nothing is made at run
+                        // time again before the reload has put a known file in force.
+                        *installed = None;
+                        self.install(&text).await?;
+                        let (reloaded, ()) =
+                            tokio::join!(self.reload(table, &text), self.sync_installed());
+                        (reloaded.map(|()| Applied::Reloaded), began.elapsed())
+                    }
+                }
             }
-            (Some(table), None) => self.reload(table, &text).await.map(|()| Applied::Reloaded),
-            (None, _) if start => self.launch(&text).await.map(|()| Applied::Started),
-            (None, _) => Ok(Applied::Written),
+            _ => {
+                self.install(&text).await?;
+                let activation = async {
+                    match &running {
+                        Some(table) => self.reload(table, &text).await.map(|()| Applied::Reloaded),
+                        None if start => self.launch(&text).await.map(|()| Applied::Started),
+                        None => Ok(Applied::Written),
+                    }
+                };
+                let (activated, ()) = tokio::join!(activation, self.sync_installed());
+                (activated, began.elapsed())
+            }
         };
         let applied = match activated {
             Ok(applied) => applied,
             Err(e) => {
-                // Runtime changes may have been made before the reload failed: what the
-                // running worker serves is not known, and the next change reloads.
                 *installed = None;
                 return Err(self.roll_back(previous.as_deref(), &text, e).await);
             }
@@ -310,33 +341,30 @@ impl Haproxy {
         };
         info!(
             "haproxy configuration applied action={action} commands={commands} ms={} \
-             checked_ms={}",
+             served_ms={}",
             began.elapsed().as_millis(),
-            installed_after.as_millis()
+            served.as_millis()
         );
         Ok(applied)
     }
 
-    /// Makes `changes` through the runtime API of the running worker (`table` is the master's
-    /// state) and checks that it agrees with `balancer`; on any failure, logs it and reloads
-    /// the file (`text`) instead.
-    async fn change_or_reload(
+    /// The running worker took runtime changes whose file could not be put in place for the
+    /// next start (`error`, e.g. `haproxy -c` refused it): reloads the file still in place,
+    /// `old_text`, so that HAProxy serves what the file says again, and returns `error`. If that
+    /// reload fails too, what HAProxy serves is not known and the next change reloads.
+    async fn undo_runtime(
         &self,
+        installed: &mut Option<Balancer>,
         table: &ProcTable,
-        changes: &[RuntimeChange],
-        balancer: &Balancer,
-        text: &str,
-    ) -> Result<Applied, HaproxyError> {
-        match self.change_at_runtime(table, changes, balancer).await {
-            Ok(()) => {
-                self.master.send_replace(Some(table.master));
-                Ok(Applied::Runtime)
-            }
-            Err(e) => {
-                warn!("haproxy runtime change failed, reloading instead: {e}");
-                self.reload(table, text).await.map(|()| Applied::Reloaded)
-            }
+        old_text: &str,
+        error: HaproxyError,
+    ) -> HaproxyError {
+        warn!("haproxy runtime change undone by a reload of the previous configuration: {error}");
+        if let Err(e) = self.reload(table, old_text).await {
+            error!("haproxy runtime change could not be undone: {e}");
+            *installed = None;
         }
+        error
     }
 
     /// Sends every command of `changes` to the one current worker, each of which must answer
@@ -481,8 +509,10 @@ impl Haproxy {
     async fn install(&self, text: &str) -> Result<(), HaproxyError> {
         let config = &self.settings.config;
         let tmp = with_suffix(config, ".tmp");
-        files::write(&tmp, text).await?;
-        let checked = match self.check(&tmp).await {
+        files::write_unsynced(&tmp, text).await?;
+        // The check reads the file while it is fsynced for the rename.
+        let (checked, synced) = tokio::join!(self.check(&tmp), files::sync(&tmp));
+        let checked = match synced.map_err(HaproxyError::from).and(checked) {
             Ok(checked) => checked,
             Err(e) => {
                 let _ = files::remove(&tmp).await;
@@ -496,7 +526,17 @@ impl Haproxy {
             let output = output.replace(tmp_name.as_ref(), &saved.to_string_lossy());
             return Err(HaproxyError::ConfigRejected { saved, output });
         }
-        Ok(files::rename(&tmp, config).await?)
+        Ok(files::rename_unsynced(&tmp, config).await?)
+    }
+
+    /// Fsyncs the configuration's directory after [`Haproxy::install`] (run while the file is
+    /// put in service, which does not wait for the disk). The file in place is right whatever
+    /// happens: a failure only means that a crash now could leave the previous one, so it is
+    /// logged, not returned.
+    async fn sync_installed(&self) {
+        if let Err(e) = files::sync_dir_of(&self.settings.config).await {
+            warn!("haproxy configuration in place, but not yet safe from a crash: {e}");
+        }
     }
 
     /// `haproxy -c -f <path>`: `Ok(Err(messages))` when HAProxy rejects the file.
