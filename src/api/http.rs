@@ -210,7 +210,7 @@ pub fn router(calls: Calls, door: SharedDoor) -> Router {
                 reason: format!("{} does not take {method}", uri.path()),
             })
         })
-        .layer(middleware::from_fn_with_state(shared.clone(), authorize))
+        .layer(middleware::from_fn_with_state(shared.door.clone(), authorize))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
 }
@@ -351,9 +351,8 @@ fn refusal(e: ApiError) -> Response {
 }
 
 /// Lets a request in when it carries the door's credential; else 401 with the challenge.
-async fn authorize(State(shared): State<Shared>, request: Request, next: Next) -> Response {
-    let door = shared
-        .door
+pub async fn authorize(State(door): State<SharedDoor>, request: Request, next: Next) -> Response {
+    let door = door
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .clone();
@@ -379,6 +378,13 @@ async fn authorize(State(shared): State<Shared>, request: Request, next: Next) -
             response
         }
     }
+}
+
+/// Binds `listen` now (from a synchronous caller such as a reload), for [`serve`].
+pub fn bind_now(listen: SocketAddr) -> std::io::Result<TcpListener> {
+    std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .and_then(TcpListener::from_std)
 }
 
 /// Serves `router` on `listener` until the task is aborted: each connection on a task of its

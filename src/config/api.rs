@@ -199,7 +199,7 @@ fn known_name(value: &str) -> Name {
     Name::new("name", value).unwrap_or_else(|e| unreachable!("{e}"))
 }
 
-fn read_auth(r: &mut SectionReader<'_>, workspace: &Path) -> Option<Auth> {
+pub(super) fn read_auth(r: &mut SectionReader<'_>, workspace: &Path) -> Option<Auth> {
     let username = r.optional("username", |v| {
         let name = text(v)?;
         let ok =

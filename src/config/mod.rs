@@ -14,6 +14,7 @@ pub mod host;
 pub mod hysteresis;
 pub mod libra;
 pub mod locate;
+pub mod metrics;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,8 @@ pub struct Config {
     pub bgp_defaults: bgp::BgpDefaults,
     /// The `api` section: the admin API, `None` when absent.
     pub api: Option<Api>,
+    /// The `metrics` section: the Prometheus endpoint, `None` when absent.
+    pub metrics: Option<metrics::Metrics>,
     /// The `logging` section as written, for the logging module to translate.
     pub logging: Option<Value>,
     /// Where each key was found in [`Config::file`].
@@ -133,6 +136,7 @@ struct RawDoc {
     libra: Option<Spanned<RawSection>>,
     bgp: Option<Spanned<RawSection>>,
     api: Option<Spanned<RawSection>>,
+    metrics: Option<Spanned<RawSection>>,
     logging: Option<Value>,
     #[serde(flatten)]
     other: BTreeMap<String, Value>,
@@ -145,6 +149,13 @@ struct NestedDoc {
     libra: Option<LibraNested>,
     #[serde(default)]
     api: Option<ApiNested>,
+    #[serde(default)]
+    metrics: Option<MetricsNested>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct MetricsNested {
+    auth: Option<Spanned<RawSection>>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -218,6 +229,15 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
         &mut problems,
         &mut warnings,
     );
+    let metrics = read_metrics_sections(
+        text,
+        file,
+        doc.metrics,
+        &application,
+        &mut positions,
+        &mut problems,
+        &mut warnings,
+    );
     if api.is_some() && libra.enabled {
         problems.push(
             positions.problem(
@@ -240,6 +260,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
                 bgp,
                 bgp_defaults,
                 api,
+                metrics,
                 logging: doc.logging.filter(|v| !v.is_null()),
                 positions,
             },
@@ -347,6 +368,37 @@ fn read_api_sections(
     problems.extend(t_problems);
     problems.extend(h_problems);
     api
+}
+
+/// Reads `metrics` and its sub-section `auth`; `None` when `metrics` is absent.
+fn read_metrics_sections(
+    text: &str,
+    file: &Path,
+    top: Option<Spanned<RawSection>>,
+    application: &Application,
+    positions: &mut KeyPositions,
+    problems: &mut Vec<KeyProblem>,
+    warnings: &mut Vec<KeyProblem>,
+) -> Option<metrics::Metrics> {
+    let present = top.is_some();
+    let nested = if present {
+        serde_saphyr::from_str::<NestedDoc>(text)
+            .ok()
+            .and_then(|d| d.metrics)
+            .unwrap_or_default()
+    } else {
+        MetricsNested::default()
+    };
+    let (at, keys) = split(top, "metrics", positions);
+    let (u_at, u_keys) = split(nested.auth, "metrics.auth", positions);
+    let mut sub_problems = Vec::new();
+    let mut auth = SectionReader::new(file, "metrics.auth", u_at, u_keys, &mut sub_problems);
+    let mut r = SectionReader::new(file, "metrics", at, keys, problems);
+    let section = metrics::read_metrics(&mut r, &mut auth, &application.workspace, present);
+    warnings.extend(r.unknown_keys());
+    warnings.extend(auth.unknown_keys());
+    problems.extend(sub_problems);
+    section
 }
 
 /// A section's position and keys, recording where each key's value is in `positions`.

@@ -41,6 +41,7 @@ use super::render::{PING_SCRIPT, RuntimePaths, render};
 use super::runtime_diff::{Command, RuntimeChange, runtime_changes};
 use super::servers_state;
 use crate::atomic_file::{self as files, with_suffix};
+use crate::metrics::Metrics;
 use crate::supervisor::Target;
 use crate::tool::{self, ToolError};
 
@@ -110,6 +111,7 @@ pub struct Haproxy {
     operation: Mutex<Option<Balancer>>,
     /// The master's pid as last seen (`None`: not running, or stopped by us).
     master: watch::Sender<Option<u32>>,
+    metrics: Metrics,
 }
 
 impl Haproxy {
@@ -129,7 +131,13 @@ impl Haproxy {
             },
             operation: Mutex::new(None),
             master: watch::Sender::new(None),
+            metrics: Metrics::default(),
         }
+    }
+
+    /// The same instance, recording its reloads and rejected configurations into `metrics`.
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        Haproxy { metrics, ..self }
     }
 
     /// The master's pid as last seen, updated after every start, reload and stop: what the
@@ -242,6 +250,7 @@ impl Haproxy {
             Applied::Started => "start",
             Applied::Written => "written",
         };
+        self.metrics.haproxy_applied(action);
         let commands = match (applied, &plan) {
             (Applied::Runtime, Some(changes)) => changes.iter().map(|c| c.commands().len()).sum(),
             _ => 0,
@@ -411,6 +420,7 @@ impl Haproxy {
             }
         };
         if let Err(output) = checked {
+            self.metrics.haproxy_rejected();
             let saved = with_suffix(config, "-failed");
             files::rename(&tmp, &saved).await?;
             let tmp_name = tmp.to_string_lossy();

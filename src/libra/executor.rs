@@ -20,6 +20,7 @@ use super::{archive, release};
 use crate::config::{Endpoint, Libra};
 use crate::haproxy::driver::Haproxy;
 use crate::haproxy::stats;
+use crate::metrics::Metrics;
 
 /// Reply fields of a job.
 type Fields = Vec<(&'static str, Value)>;
@@ -56,12 +57,13 @@ pub struct Executor {
     archive_log: Option<PathBuf>,
     /// Held while a job changes HAProxy, and by METRICS for its mark.
     changes: Mutex<MetricsMark>,
+    metrics: Metrics,
 }
 
 impl Executor {
     /// An executor for the `libra` config, driving `haproxy` (the instance its
-    /// `libra.haproxy` describes).
-    pub fn new(libra: &Libra, haproxy: Arc<Haproxy>) -> Self {
+    /// `libra.haproxy` describes), recording its jobs into `metrics`.
+    pub fn new(libra: &Libra, haproxy: Arc<Haproxy>, metrics: Metrics) -> Self {
         Executor {
             haproxy,
             bind: libra.haproxy.bind,
@@ -72,6 +74,7 @@ impl Executor {
                 at: Utc::now(),
                 bytes_out: BTreeMap::new(),
             }),
+            metrics,
         }
     }
 
@@ -97,6 +100,8 @@ impl Executor {
         let name = action_name(&job.action);
         let Job { request, action } = job;
         let result = self.execute(action).await;
+        self.metrics
+            .libra_job(name, result.is_ok(), began.elapsed());
         let ms = began.elapsed().as_millis();
         match result {
             Ok(fields) => {

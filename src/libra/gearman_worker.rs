@@ -30,6 +30,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::metrics::Metrics;
+
 /// The first pause before reconnecting to a server that went away.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// The longest pause between reconnection attempts.
@@ -48,8 +50,15 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts `per_server` connections to each of `servers` taking jobs for `function`.
-    pub fn start<H, F>(servers: &[String], per_server: usize, function: &str, handler: H) -> Worker
+    /// Starts `per_server` connections to each of `servers` taking jobs for `function`, the
+    /// ones up counted in `metrics`.
+    pub fn start<H, F>(
+        servers: &[String],
+        per_server: usize,
+        function: &str,
+        metrics: Metrics,
+        handler: H,
+    ) -> Worker
     where
         H: Fn(Bytes) -> F + Send + Sync + 'static,
         F: Future<Output = JobResult> + Send + 'static,
@@ -64,6 +73,7 @@ impl Worker {
                     function: Bytes::from(function.to_string()),
                     client_id: Bytes::from(format!("keepserver-{}-{n}", std::process::id())),
                     stopped: stopped.clone(),
+                    metrics: metrics.clone(),
                 };
                 let handler = handler.clone();
                 tasks.push(tokio::spawn(async move { link.run(&*handler).await }));
@@ -95,6 +105,23 @@ struct Link {
     function: Bytes,
     client_id: Bytes,
     stopped: watch::Receiver<bool>,
+    metrics: Metrics,
+}
+
+/// Counts a connection up in the metrics while it lives.
+struct Up(Metrics);
+
+impl Up {
+    fn new(metrics: &Metrics) -> Up {
+        metrics.gearman_connection(true);
+        Up(metrics.clone())
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        self.0.gearman_connection(false);
+    }
 }
 
 impl Link {
@@ -129,7 +156,10 @@ impl Link {
                 info!("gearman server reachable again server={}", self.server);
             }
             backoff = BACKOFF_MIN;
-            match self.session(&mut conn, handler).await {
+            let up = Up::new(&self.metrics);
+            let end = self.session(&mut conn, handler).await;
+            drop(up);
+            match end {
                 End::Stopped => {
                     // Best effort: the close itself tells the server this worker is gone.
                     let _ = conn

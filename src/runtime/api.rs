@@ -179,10 +179,7 @@ impl AdminApi {
 
     /// Serves on `listen` instead; on failure logs and keeps the old socket.
     fn rebind(&mut self, listen: std::net::SocketAddr) -> bool {
-        let bound = std::net::TcpListener::bind(listen)
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .and_then(TcpListener::from_std);
-        match bound {
+        match http::bind_now(listen) {
             Ok(listener) => {
                 self.server.abort();
                 self.server = tokio::spawn(http::serve(

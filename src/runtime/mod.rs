@@ -37,6 +37,8 @@ use crate::hooks::{self, KILL_GRACE};
 use crate::keepalived::fifo::{Fifo, FifoError};
 use crate::keepalived::{KeepalivedEvent, Source};
 use crate::logging;
+use crate::metrics::server::MetricsServer;
+use crate::metrics::{CoreView, Metrics};
 use crate::report;
 use crate::supervisor::components::show_duration;
 use crate::supervisor::{Action, Event, HookKind, HookResult, Role, Settings, Supervisor};
@@ -64,6 +66,9 @@ pub enum RuntimeError {
     /// The admin API could not be started.
     #[error("{0}")]
     Api(String),
+    /// The metrics endpoint could not be started.
+    #[error("{0}")]
+    Metrics(String),
 }
 
 /// Everything that reaches the loop.
@@ -71,6 +76,8 @@ pub enum RuntimeError {
 enum Input {
     /// An event for the machine.
     Event(Event),
+    /// The VIP watcher's reading, and when it was taken.
+    Vip { present: bool, seen: Instant },
     /// SIGHUP: re-read the config file.
     Reload,
     /// A control-socket request.
@@ -131,6 +138,13 @@ struct Shell {
     api: Option<api::AdminApi>,
     /// What systemd is told.
     systemd: Systemd,
+    /// The recording handle every component shares.
+    metrics: Metrics,
+    /// The metrics endpoint, when `metrics` is configured.
+    metrics_server: Option<MetricsServer>,
+    /// A change of the VIP's presence (present?, when the watcher saw it) waiting for its start
+    /// or stop hook, for the role-detection latency.
+    detection: Option<(bool, Instant)>,
 }
 
 /// What the hook record was last written to say.
@@ -148,7 +162,15 @@ impl Shell {
     ) -> Result<Self, RuntimeError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let listener = control::bind(&config.application.control_socket)?;
-        let mut components = components::Components::new(tx.clone(), config.bgp.clone());
+        let metrics = Metrics::new();
+        let metrics_server = config
+            .metrics
+            .as_ref()
+            .map(|section| MetricsServer::start(section, metrics.clone()))
+            .transpose()
+            .map_err(RuntimeError::Metrics)?;
+        let mut components =
+            components::Components::new(tx.clone(), config.bgp.clone(), metrics.clone());
         let api = match config.api.clone() {
             Some(section) => {
                 let haproxy = components.haproxy_for(&section.haproxy.instance());
@@ -182,7 +204,8 @@ impl Shell {
         let events = tx.clone();
         let reread = Arc::new(Notify::new());
         tokio::spawn(watcher.run(present, reread.clone(), move |present| {
-            events.send(Input::Event(Event::Vip { present })).is_ok()
+            let seen = Instant::now();
+            events.send(Input::Vip { present, seen }).is_ok()
         }));
         let fifo = match &config.keepalived_fifo {
             Some(path) => Some(spawn_fifo(Fifo::create(path)?, tx.clone())),
@@ -214,6 +237,9 @@ impl Shell {
             components,
             api,
             systemd,
+            metrics,
+            metrics_server,
+            detection: None,
         })
     }
 
@@ -246,7 +272,22 @@ impl Shell {
                 }
             };
             let actions = match input {
-                Input::Event(event) => self.machine.handle(event, Instant::now()),
+                Input::Event(event) => {
+                    if let Event::HookFinished(result) = &event {
+                        self.metrics
+                            .hook(result.kind, &result.outcome, result.duration);
+                    }
+                    self.machine.handle(event, Instant::now())
+                }
+                Input::Vip { present, seen } => {
+                    if Role::from_vip(present) == self.machine.role() {
+                        // Back where the role is: a change still waiting is called off.
+                        self.detection = self.detection.filter(|(p, _)| *p == present);
+                    } else if self.detection.is_none_or(|(p, _)| p != present) {
+                        self.detection = Some((present, seen));
+                    }
+                    self.machine.handle(Event::Vip { present }, Instant::now())
+                }
                 Input::Reload => {
                     self.systemd.reloading();
                     let actions = self.reload();
@@ -259,6 +300,7 @@ impl Shell {
             };
             exit = self.act(actions);
             self.sync_record();
+            self.publish_metrics();
             if self.systemd.enabled() {
                 let (condition, retry_in) = self.condition();
                 self.systemd.update(condition, retry_in);
@@ -282,6 +324,30 @@ impl Shell {
         (condition, retry_in)
     }
 
+    /// Gives the metrics endpoint the core's view, and drops a VIP change that needs no hook
+    /// any more (the role it called for is taken and nothing runs).
+    fn publish_metrics(&mut self) {
+        if let Some((present, _)) = self.detection
+            && Role::from_vip(present) == self.machine.role()
+            && self.machine.hook_in_flight().is_none()
+        {
+            self.detection = None;
+        }
+        if self.metrics_server.is_none() {
+            return;
+        }
+        let status = self.status();
+        let now = Instant::now();
+        self.metrics.core(CoreView {
+            role: status.role,
+            transitions: status.transitions,
+            consecutive_failures: status.consecutive_failures,
+            retry_at: status
+                .retry_in_s
+                .map(|s| now + std::time::Duration::from_secs_f64(s)),
+        });
+    }
+
     async fn finish(mut self) {
         // The reader removes a FIFO it created when it is dropped: let that happen now.
         if let Some(fifo) = self.fifo.take() {
@@ -291,6 +357,9 @@ impl Shell {
         self.components.shutdown();
         if let Some(api) = &self.api {
             api.shutdown();
+        }
+        if let Some(server) = &self.metrics_server {
+            server.shutdown();
         }
         let _ = std::fs::remove_file(&self.socket);
         info!("keepserver stopped role={}", self.machine.role());
@@ -302,6 +371,17 @@ impl Shell {
             match action {
                 Action::RunHook(run) => {
                     self.recorded = Recorded::InFlight;
+                    let answers = |present: bool| match run.kind {
+                        HookKind::Start => present,
+                        HookKind::Stop => !present,
+                        HookKind::IsRunning => false,
+                    };
+                    if let Some((present, seen)) = self.detection
+                        && answers(present)
+                    {
+                        self.detection = None;
+                        self.metrics.detection(seen.elapsed());
+                    }
                     let started = hooks::start(
                         run,
                         &self.config.application.workspace,
@@ -432,6 +512,7 @@ impl Shell {
             }
             None => {}
         }
+        self.reload_metrics(new.metrics.take());
         self.watch.send_replace(watch_of(&new.keepstart));
         self.reload_fifo(new.keepalived_fifo.clone());
         let settings = Settings::of(&new);
@@ -440,6 +521,7 @@ impl Shell {
         self.config.bgp = new.bgp;
         self.config.bgp_defaults = new.bgp_defaults;
         self.config.api = new.api;
+        self.config.metrics = self.metrics_server.as_ref().map(MetricsServer::section);
         self.config.logging = new.logging;
         self.reloads += 1;
         self.machine
@@ -455,6 +537,24 @@ impl Shell {
         self.config.bgp = bgp.clone();
         self.machine
             .handle(Event::BgpSection(Box::new(bgp)), Instant::now())
+    }
+
+    /// Starts, changes or stops the metrics endpoint for a reloaded `metrics` section; a new
+    /// endpoint that cannot be started is logged and keepserver goes on without one.
+    fn reload_metrics(&mut self, wanted: Option<crate::config::metrics::Metrics>) {
+        match (&mut self.metrics_server, wanted) {
+            (Some(server), Some(wanted)) => server.reload(&wanted),
+            (Some(server), None) => {
+                server.shutdown();
+                info!("reload: metrics endpoint stopped");
+                self.metrics_server = None;
+            }
+            (None, Some(wanted)) => match MetricsServer::start(&wanted, self.metrics.clone()) {
+                Ok(server) => self.metrics_server = Some(server),
+                Err(e) => error!("reload: {e}; no metrics are served"),
+            },
+            (None, None) => {}
+        }
     }
 
     /// Switches the FIFO reader to a changed `keepstart.keepalived-fifo`; a path that cannot be
