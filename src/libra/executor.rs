@@ -89,6 +89,7 @@ impl Executor {
         let job = match message::parse(payload) {
             Ok(job) => job,
             Err(reply) => {
+                self.metrics.libra_job("INVALID", false, began.elapsed());
                 warn!(
                     "libra job refused bytes={} reply={}",
                     payload.len(),

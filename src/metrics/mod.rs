@@ -114,7 +114,8 @@ impl Metrics {
         );
         registry.register(
             "keepserver_libra_jobs",
-            "Libra jobs answered, by action and result (PASS or FAIL)",
+            "Libra jobs answered, by action (INVALID: the job could not be read) and result \
+             (PASS or FAIL)",
             libra_jobs.clone(),
         );
         registry.register(

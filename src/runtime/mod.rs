@@ -246,6 +246,7 @@ impl Shell {
     async fn run(mut self) {
         let first = self.machine.begin(Instant::now());
         let mut exit = self.act(first);
+        self.publish_metrics();
         if self.systemd.enabled() {
             let (condition, retry_in) = self.condition();
             self.systemd.ready(condition, retry_in, Instant::now());
