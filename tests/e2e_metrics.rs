@@ -189,8 +189,17 @@ fn values_move_with_the_role_and_a_job() {
         "process_start_time_seconds",
         "process_virtual_memory_bytes",
     ] {
-        assert!(before.value(name) > 0.0, "{name}:\n{}", before.text);
+        assert!(
+            before.samples.contains_key(name),
+            "{name}:\n{}",
+            before.text
+        );
     }
+    assert!(
+        before.value("process_resident_memory_bytes") > 1e6,
+        "{}",
+        before.text
+    );
     assert_eq!(before.value(CONNECTIONS), 0.0, "{}", before.text);
 
     lab.ns.add_addr(VIP_CIDR);
@@ -277,8 +286,9 @@ fn values_move_with_the_role_and_a_job() {
     );
 }
 
-/// `metrics.auth` (a token file, as `api.auth`) guards the endpoint; `reload` moves it to a new
-/// port in place and drops the credential.
+/// `metrics.auth` (a token file, as `api.auth`) guards the endpoint, and `check` refuses a
+/// token file others may read; `reload` moves the endpoint to a new port in place and drops the
+/// credential.
 #[test]
 fn auth_guards_the_endpoint_and_reload_moves_it() {
     let test = "metrics_auth";
@@ -298,6 +308,16 @@ fn auth_guards_the_endpoint_and_reload_moves_it() {
         "server.pid",
     );
     ws.write("token", "s3cret\n");
+    std::fs::set_permissions(
+        ws.path("token"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .expect("chmod the token");
+    let check = ws.cli(&["check"]);
+    assert!(
+        !check.ok() && check.text().contains("key `metrics.auth.token-file`"),
+        "check refuses a token file others may read:\n{check}"
+    );
     let token = ws.path("token");
     let mut perms = std::fs::metadata(&token).expect("token").permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
