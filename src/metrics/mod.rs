@@ -1,13 +1,15 @@
 //! Prometheus metrics: the [`Metrics`] handle (one registry of every family, cloned cheaply
 //! into the places that see the events), the text it is scraped as, the view of the core taken
 //! after every input of the loop ([`CoreView`], turned into gauges at scrape time) and the
-//! standard `process_*` metrics read from /proc at scrape time ([`process`]). The endpoint that
-//! serves the text is [`server`].
+//! standard `process_*` metrics read from /proc at scrape time ([`process`]), and the
+//! bookkeeping of the role-detection latency ([`detection`]). The endpoint that serves the text
+//! is [`server`].
 //!
 //! Names follow Prometheus conventions: `keepserver_` prefix, counters end in `_total` (the
 //! encoder appends it), durations are `_seconds`. The text is the Prometheus text format 0.0.4,
 //! which `promtool check metrics` and every Prometheus server read.
 
+pub mod detection;
 pub mod process;
 pub mod server;
 

@@ -5,7 +5,9 @@
 //! input, whichever comes first; there is no ticker. Every keepalived event, from
 //! `keepserver notify` or the FIFO, is fed to the machine and then makes the watcher re-read the
 //! VIP at once. The components' actions are carried out by [`components`]; the admin API,
-//! when configured, runs beside them ([`api`]) and answers in every role.
+//! when configured, runs beside them ([`api`]) and answers in every role, and so does the
+//! Prometheus endpoint ([`MetricsServer`]): the loop records hook ends and the role-detection
+//! latency, and hands it the core's view after every input.
 //!
 //! Under systemd the loop tells it where keepserver stands ([`systemd`]): READY=1 once the first
 //! role is decided, RELOADING=1 and READY=1 around a reload, a STATUS= line on every change of
@@ -37,6 +39,7 @@ use crate::hooks::{self, KILL_GRACE};
 use crate::keepalived::fifo::{Fifo, FifoError};
 use crate::keepalived::{KeepalivedEvent, Source};
 use crate::logging;
+use crate::metrics::detection::Detection;
 use crate::metrics::server::MetricsServer;
 use crate::metrics::{CoreView, Metrics};
 use crate::report;
@@ -142,9 +145,8 @@ struct Shell {
     metrics: Metrics,
     /// The metrics endpoint, when `metrics` is configured.
     metrics_server: Option<MetricsServer>,
-    /// A change of the VIP's presence (present?, when the watcher saw it) waiting for its start
-    /// or stop hook, for the role-detection latency.
-    detection: Option<(bool, Instant)>,
+    /// A change of the VIP's presence waiting for its start or stop hook.
+    detection: Detection,
 }
 
 /// What the hook record was last written to say.
@@ -239,7 +241,7 @@ impl Shell {
             systemd,
             metrics,
             metrics_server,
-            detection: None,
+            detection: Detection::default(),
         })
     }
 
@@ -281,12 +283,7 @@ impl Shell {
                     self.machine.handle(event, Instant::now())
                 }
                 Input::Vip { present, seen } => {
-                    if Role::from_vip(present) == self.machine.role() {
-                        // Back where the role is: a change still waiting is called off.
-                        self.detection = self.detection.filter(|(p, _)| *p == present);
-                    } else if self.detection.is_none_or(|(p, _)| p != present) {
-                        self.detection = Some((present, seen));
-                    }
+                    self.detection.reading(present, seen, self.machine.role());
                     self.machine.handle(Event::Vip { present }, Instant::now())
                 }
                 Input::Reload => {
@@ -328,12 +325,8 @@ impl Shell {
     /// Gives the metrics endpoint the core's view, and drops a VIP change that needs no hook
     /// any more (the role it called for is taken and nothing runs).
     fn publish_metrics(&mut self) {
-        if let Some((present, _)) = self.detection
-            && Role::from_vip(present) == self.machine.role()
-            && self.machine.hook_in_flight().is_none()
-        {
-            self.detection = None;
-        }
+        self.detection
+            .settled(self.machine.role(), self.machine.hook_in_flight().is_some());
         if self.metrics_server.is_none() {
             return;
         }
@@ -372,16 +365,8 @@ impl Shell {
             match action {
                 Action::RunHook(run) => {
                     self.recorded = Recorded::InFlight;
-                    let answers = |present: bool| match run.kind {
-                        HookKind::Start => present,
-                        HookKind::Stop => !present,
-                        HookKind::IsRunning => false,
-                    };
-                    if let Some((present, seen)) = self.detection
-                        && answers(present)
-                    {
-                        self.detection = None;
-                        self.metrics.detection(seen.elapsed());
+                    if let Some(latency) = self.detection.spawned(run.kind, Instant::now()) {
+                        self.metrics.detection(latency);
                     }
                     let started = hooks::start(
                         run,
