@@ -130,7 +130,7 @@ def body(cleanup, args):
             "p99_ms": bl._r(bl.nearest_rank(times, 99) * 1e3),
             "max_ms": bl._r(times[-1] * 1e3),
             "daemon_cpu_us_per_scrape": bl._r(cpu / 1e3 / args.scrapes, 1),
-            "scrapes_per_s": bl._r(args.scrapes / wall, 0),
+            "scrapes_per_s": round(args.scrapes / wall),
         }
     after = {n: bl.proc_status_kib(p.pid) for n, p in (("on", on), ("off", off))}
     series = sum(1 for line in last.decode().splitlines() if line and not line.startswith("#"))
@@ -159,7 +159,7 @@ def body(cleanup, args):
     for n, b in batches.items():
         lines.append(f"{n:16} {bl.fmt(b['p50_ms'], ' ms'):>9} {bl.fmt(b['p99_ms'], ' ms'):>9} "
                      f"{bl.fmt(b['max_ms'], ' ms'):>9} "
-                     f"{bl.fmt(b['daemon_cpu_us_per_scrape'], ' us'):>11} "
+                     f"{bl.fmt(b['daemon_cpu_us_per_scrape'], ' us', 1):>11} "
                      f"{bl.fmt(b['scrapes_per_s'], '/s'):>8}")
     bl.print_report("\n".join(lines), result, args.json)
     return 0
