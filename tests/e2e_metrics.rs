@@ -144,6 +144,19 @@ fn scrape(ns: &Netns, port: u16, report: impl Fn() -> String) -> Scrape {
     Scrape::parse(body).unwrap_or_else(|e| panic!("{e}\n{}", report()))
 }
 
+/// Asserts that each of `series` is one more in `after` than in `before`.
+fn each_moved_by_one(before: &Scrape, after: &Scrape, series: &[&str]) {
+    for s in series {
+        assert_eq!(
+            after.value(s),
+            before.value(s) + 1.0,
+            "{s}:\n=== before ===\n{}\n=== after ===\n{}",
+            before.text,
+            after.text
+        );
+    }
+}
+
 const ROLE_MASTER: &str = "keepserver_role{role=\"master\"}";
 const ROLE_SLAVE: &str = "keepserver_role{role=\"slave\"}";
 const TRANSITIONS: &str = "keepserver_role_transitions_total";
@@ -202,37 +215,28 @@ fn values_move_with_the_role_and_a_job() {
     );
     assert_eq!(before.value(CONNECTIONS), 0.0, "{}", before.text);
 
-    lab.ns.add_addr(VIP_CIDR);
-    lab.wait_role("MASTER");
-    lab.wait_until("both Gearman connections are up", DEADLINE, || {
-        scrape(&lab.ns, port, report).value(CONNECTIONS) == 2.0
-    });
-    let master = scrape(&lab.ns, port, report);
+    // The VIP added or removed, the role taken and the worker's connections up or down.
+    let turn = |add: bool, role: &str, connections: f64| {
+        if add {
+            lab.ns.add_addr(VIP_CIDR);
+        } else {
+            lab.ns.del_addr(VIP_CIDR);
+        }
+        lab.wait_role(role);
+        let what = format!("{connections} Gearman connections up");
+        lab.wait_until(&what, DEADLINE, || {
+            scrape(&lab.ns, port, report).value(CONNECTIONS) == connections
+        });
+        scrape(&lab.ns, port, report)
+    };
+    let master = turn(true, "MASTER", 2.0);
     assert_eq!(master.value(ROLE_MASTER), 1.0, "{}", master.text);
     assert_eq!(master.value(ROLE_SLAVE), 0.0, "{}", master.text);
-    assert_eq!(
-        master.value(TRANSITIONS),
-        before.value(TRANSITIONS) + 1.0,
-        "{}",
-        master.text
-    );
-    assert_eq!(
-        master.value(STARTS),
-        before.value(STARTS) + 1.0,
-        "{}",
-        master.text
-    );
-    assert_eq!(
-        master.value(START_SECONDS),
-        before.value(START_SECONDS) + 1.0,
-        "{}",
-        master.text
-    );
-    assert_eq!(
-        master.value(DETECTIONS),
-        before.value(DETECTIONS) + 1.0,
-        "the VIP's arrival was timed to its start hook:\n{}",
-        master.text
+    // The VIP's arrival was timed to its start hook.
+    each_moved_by_one(
+        &before,
+        &master,
+        &[TRANSITIONS, STARTS, START_SECONDS, DETECTIONS],
     );
 
     let a = lab.backend("A");
@@ -259,31 +263,9 @@ fn values_move_with_the_role_and_a_job() {
         assert_eq!(job.value(series), value, "{series}:\n{}", job.text);
     }
 
-    lab.ns.del_addr(VIP_CIDR);
-    lab.wait_role("SLAVE");
-    lab.wait_until("the Gearman connections are down", DEADLINE, || {
-        scrape(&lab.ns, port, report).value(CONNECTIONS) == 0.0
-    });
-    let slave = scrape(&lab.ns, port, report);
+    let slave = turn(false, "SLAVE", 0.0);
     assert_eq!(slave.value(ROLE_SLAVE), 1.0, "{}", slave.text);
-    assert_eq!(
-        slave.value(TRANSITIONS),
-        master.value(TRANSITIONS) + 1.0,
-        "{}",
-        slave.text
-    );
-    assert_eq!(
-        slave.value(STOPS),
-        master.value(STOPS) + 1.0,
-        "{}",
-        slave.text
-    );
-    assert_eq!(
-        slave.value(DETECTIONS),
-        master.value(DETECTIONS) + 1.0,
-        "{}",
-        slave.text
-    );
+    each_moved_by_one(&master, &slave, &[TRANSITIONS, STOPS, DETECTIONS]);
 }
 
 /// `metrics.auth` (a token file, as `api.auth`) guards the endpoint, and `check` refuses a

@@ -387,6 +387,38 @@ pub fn bind_now(listen: SocketAddr) -> std::io::Result<TcpListener> {
         .and_then(TcpListener::from_std)
 }
 
+/// One listening socket served by [`serve`], which moves to another address in place.
+pub struct Listening {
+    router: Router,
+    door: SharedDoor,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Listening {
+    /// Serves `router` behind `door` on `listener`.
+    pub fn start(listener: TcpListener, router: Router, door: SharedDoor) -> Listening {
+        let server = tokio::spawn(serve(listener, router.clone(), door.clone()));
+        Listening {
+            router,
+            door,
+            server,
+        }
+    }
+
+    /// Serves on `listen` instead; when it cannot be bound the old socket is kept.
+    pub fn rebind(&mut self, listen: SocketAddr) -> std::io::Result<()> {
+        let listener = bind_now(listen)?;
+        self.server.abort();
+        self.server = tokio::spawn(serve(listener, self.router.clone(), self.door.clone()));
+        Ok(())
+    }
+
+    /// Stops accepting connections.
+    pub fn shutdown(&self) {
+        self.server.abort();
+    }
+}
+
 /// Serves `router` on `listener` until the task is aborted: each connection on a task of its
 /// own (at most [`CONNECTIONS`] at once), through the door's TLS when it has one.
 pub async fn serve(listener: TcpListener, router: Router, door: SharedDoor) {

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use super::api::{Auth, read_auth};
-use super::fields::{SectionReader, kind, text};
+use super::api::{Auth, listen, read_auth, sub_sections};
+use super::fields::SectionReader;
 
 /// The `metrics` section, with defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,17 +28,8 @@ pub fn read_metrics(
     workspace: &Path,
     present: bool,
 ) -> Option<Metrics> {
-    r.optional("auth", |v| match v {
-        serde_json::Value::Object(_) => Ok(()),
-        other => Err(format!("{} is not a mapping of keys", kind(other))),
-    });
-    let listen = r
-        .optional("listen", |v| {
-            text(v)?
-                .parse::<SocketAddr>()
-                .map_err(|_| format!("{} is not an address and port like 127.0.0.1:9181", kind(v)))
-        })
-        .unwrap_or(DEFAULT_LISTEN);
+    sub_sections(r, &["auth"]);
+    let listen = listen(r, DEFAULT_LISTEN);
     let auth = read_auth(auth, workspace);
     if present && !listen.ip().is_loopback() && auth.is_none() {
         r.refuse_default(

@@ -283,16 +283,7 @@ fn read_libra_sections(
     problems: &mut Vec<KeyProblem>,
     warnings: &mut Vec<KeyProblem>,
 ) -> Libra {
-    // The sub-sections' shape errors were already reported by the first parse, so a failure
-    // here only means there are no positions to add.
-    let nested = if top.is_some() {
-        serde_saphyr::from_str::<NestedDoc>(text)
-            .ok()
-            .and_then(|d| d.libra)
-            .unwrap_or_default()
-    } else {
-        LibraNested::default()
-    };
+    let nested = nested(text, top.is_some(), |d| d.libra);
     let (at, keys) = split(top, "libra", positions);
     let (h_at, h_keys) = split(nested.haproxy, "libra.haproxy", positions);
     let (d_at, d_keys) = split(nested.diagnostics, "libra.diagnostics", positions);
@@ -333,14 +324,7 @@ fn read_api_sections(
     warnings: &mut Vec<KeyProblem>,
 ) -> Option<Api> {
     let present = top.is_some();
-    let nested = if present {
-        serde_saphyr::from_str::<NestedDoc>(text)
-            .ok()
-            .and_then(|d| d.api)
-            .unwrap_or_default()
-    } else {
-        ApiNested::default()
-    };
+    let nested = nested(text, present, |d| d.api);
     let (at, keys) = split(top, "api", positions);
     let (u_at, u_keys) = split(nested.auth, "api.auth", positions);
     let (t_at, t_keys) = split(nested.tls, "api.tls", positions);
@@ -381,14 +365,7 @@ fn read_metrics_sections(
     warnings: &mut Vec<KeyProblem>,
 ) -> Option<metrics::Metrics> {
     let present = top.is_some();
-    let nested = if present {
-        serde_saphyr::from_str::<NestedDoc>(text)
-            .ok()
-            .and_then(|d| d.metrics)
-            .unwrap_or_default()
-    } else {
-        MetricsNested::default()
-    };
+    let nested = nested(text, present, |d| d.metrics);
     let (at, keys) = split(top, "metrics", positions);
     let (u_at, u_keys) = split(nested.auth, "metrics.auth", positions);
     let mut sub_problems = Vec::new();
@@ -399,6 +376,17 @@ fn read_metrics_sections(
     warnings.extend(auth.unknown_keys());
     problems.extend(sub_problems);
     section
+}
+
+/// The sub-sections of a section that is `present`, parsed again from `text` so their keys keep
+/// their own positions, `pick`ed out of the document. Their shape errors were already reported
+/// by the first parse, so a failure here only means there are no positions to add.
+fn nested<T: Default>(text: &str, present: bool, pick: fn(NestedDoc) -> Option<T>) -> T {
+    present
+        .then(|| serde_saphyr::from_str::<NestedDoc>(text).ok())
+        .flatten()
+        .and_then(pick)
+        .unwrap_or_default()
 }
 
 /// A section's position and keys, recording where each key's value is in `positions`.

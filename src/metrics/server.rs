@@ -11,19 +11,17 @@ use axum::http::header;
 use axum::middleware;
 use axum::routing::get;
 use log::{error, info};
-use tokio::task::JoinHandle;
 
 use super::{CONTENT_TYPE, Metrics};
 use crate::api::auth::Gate;
-use crate::api::http::{self, Door, SharedDoor};
+use crate::api::http::{self, Door, Listening, SharedDoor};
 use crate::config::metrics::Metrics as Section;
 
 /// The running endpoint.
 pub struct MetricsServer {
     section: Section,
     door: SharedDoor,
-    router: Router,
-    server: JoinHandle<()>,
+    listening: Listening,
 }
 
 impl MetricsServer {
@@ -32,8 +30,7 @@ impl MetricsServer {
         let door: SharedDoor = Arc::new(RwLock::new(Arc::new(door(section)?)));
         let listener = http::bind_now(section.listen)
             .map_err(|e| format!("cannot listen for metrics on {}: {e}", section.listen))?;
-        let router = router(metrics, door.clone());
-        let server = tokio::spawn(http::serve(listener, router.clone(), door.clone()));
+        let listening = Listening::start(listener, router(metrics, door.clone()), door.clone());
         info!(
             "metrics listening on http://{}/metrics auth={}",
             section.listen,
@@ -42,8 +39,7 @@ impl MetricsServer {
         Ok(MetricsServer {
             section: section.clone(),
             door,
-            router,
-            server,
+            listening,
         })
     }
 
@@ -70,14 +66,8 @@ impl MetricsServer {
     }
 
     fn rebind(&mut self, listen: std::net::SocketAddr) {
-        match http::bind_now(listen) {
-            Ok(listener) => {
-                self.server.abort();
-                self.server = tokio::spawn(http::serve(
-                    listener,
-                    self.router.clone(),
-                    self.door.clone(),
-                ));
+        match self.listening.rebind(listen) {
+            Ok(()) => {
                 info!(
                     "metrics listening on {listen} (was {})",
                     self.section.listen
@@ -93,7 +83,7 @@ impl MetricsServer {
 
     /// Stops serving (keepserver is exiting).
     pub fn shutdown(&self) {
-        self.server.abort();
+        self.listening.shutdown();
     }
 }
 
