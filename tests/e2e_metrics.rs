@@ -3,10 +3,12 @@
 //! (Debian `prometheus`, installed when missing). The role gauge, the transition and hook
 //! counters and the role-detection histogram move when the VIP is added and removed; a Libra
 //! job from a real Gearman client (through a real gearmand) moves the job counters and the
-//! HAProxy it starts moves the apply counter; `metrics.auth` guards the endpoint and `reload`
-//! moves it.
+//! HAProxy it starts moves the apply counter; the announced-prefix gauge follows a real FRR
+//! bgpd; `metrics.auth` guards the endpoint and `reload` moves it.
 
+mod bgp;
 mod common;
+mod frr;
 mod libra;
 
 use std::collections::BTreeMap;
@@ -16,8 +18,9 @@ use std::sync::OnceLock;
 
 use nix::sys::signal::Signal;
 
+use bgp::{BgpLab, PREFIX};
 use common::*;
-use libra::*;
+use libra::{Lab, LabSpec, VIP_CIDR, update_http};
 
 /// One scrape: every sample by its series (`name{labels}` as written), and the text.
 struct Scrape {
@@ -329,4 +332,42 @@ fn auth_guards_the_endpoint_and_reload_moves_it() {
     assert_eq!(get(&ns, first, &[]).0, 0, "the old port is closed");
     let moved = scrape(&ns, second, report);
     assert_eq!(moved.value(ROLE_SLAVE), 1.0, "{}", moved.text);
+}
+
+/// The announced-prefix gauge follows what bgpd (a real FRR, peered with a second one) was told:
+/// 0 on SLAVE, 1 once the VIP's prefix is announced on MASTER, 0 again when it is withdrawn.
+#[test]
+fn bgp_prefixes_follow_the_announcement() {
+    let test = "metrics_bgp";
+    if !promtool(test) {
+        return;
+    }
+    let Some(mut lab) = BgpLab::prepare(test, &bgp::LabSpec::default()) else {
+        return;
+    };
+    let port = 19181;
+    let config = lab.ws.read("config.yaml");
+    lab.ws.write(
+        "config.yaml",
+        &format!("{config}metrics:\n  listen: 127.0.0.1:{port}\n"),
+    );
+    lab.start_keepserver();
+    lab.wait_session();
+    const PREFIXES: &str = "keepserver_bgp_prefixes_announced";
+    let announced = |n: f64| {
+        lab.wait(&format!("{PREFIXES} {n}"), DEADLINE, || {
+            scrape(&lab.node, port, || lab.report()).value(PREFIXES) == n
+        });
+    };
+    announced(0.0);
+    lab.add_vip();
+    lab.wait("the router receives the prefix", DEADLINE, || {
+        lab.router_has(PREFIX)
+    });
+    announced(1.0);
+    lab.del_vip();
+    lab.wait("the router loses the prefix", DEADLINE, || {
+        !lab.router_has(PREFIX)
+    });
+    announced(0.0);
 }
