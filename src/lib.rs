@@ -16,6 +16,7 @@ pub mod ifname;
 pub mod keepalived;
 pub mod libra;
 pub mod logging;
+pub mod metrics;
 pub mod pidfd;
 pub mod proc;
 pub mod report;

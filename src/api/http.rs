@@ -210,7 +210,7 @@ pub fn router(calls: Calls, door: SharedDoor) -> Router {
                 reason: format!("{} does not take {method}", uri.path()),
             })
         })
-        .layer(middleware::from_fn_with_state(shared.clone(), authorize))
+        .layer(middleware::from_fn_with_state(shared.door.clone(), authorize))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
 }
@@ -351,9 +351,8 @@ fn refusal(e: ApiError) -> Response {
 }
 
 /// Lets a request in when it carries the door's credential; else 401 with the challenge.
-async fn authorize(State(shared): State<Shared>, request: Request, next: Next) -> Response {
-    let door = shared
-        .door
+pub async fn authorize(State(door): State<SharedDoor>, request: Request, next: Next) -> Response {
+    let door = door
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .clone();
@@ -378,6 +377,45 @@ async fn authorize(State(shared): State<Shared>, request: Request, next: Next) -
             }
             response
         }
+    }
+}
+
+/// Binds `listen` now (from a synchronous caller such as a reload), for [`serve`].
+pub fn bind_now(listen: SocketAddr) -> std::io::Result<TcpListener> {
+    std::net::TcpListener::bind(listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .and_then(TcpListener::from_std)
+}
+
+/// One listening socket served by [`serve`], which moves to another address in place.
+pub struct Listening {
+    router: Router,
+    door: SharedDoor,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Listening {
+    /// Serves `router` behind `door` on `listener`.
+    pub fn start(listener: TcpListener, router: Router, door: SharedDoor) -> Listening {
+        let server = tokio::spawn(serve(listener, router.clone(), door.clone()));
+        Listening {
+            router,
+            door,
+            server,
+        }
+    }
+
+    /// Serves on `listen` instead; when it cannot be bound the old socket is kept.
+    pub fn rebind(&mut self, listen: SocketAddr) -> std::io::Result<()> {
+        let listener = bind_now(listen)?;
+        self.server.abort();
+        self.server = tokio::spawn(serve(listener, self.router.clone(), self.door.clone()));
+        Ok(())
+    }
+
+    /// Stops accepting connections.
+    pub fn shutdown(&self) {
+        self.server.abort();
     }
 }
 

@@ -31,6 +31,7 @@ use super::model::Prefix;
 use super::render::render;
 use crate::atomic_file::with_suffix;
 use crate::config::Bgp;
+use crate::metrics::Metrics;
 use crate::supervisor::{BgpStep, Standing};
 
 /// Where FRR keeps its daemons' vty sockets (under `<pathspace>/` for a pathspace).
@@ -79,11 +80,12 @@ pub struct Announcer {
     loopback: Option<Loopback>,
     /// The prefixes bgpd was last told to announce.
     announced: Option<Vec<Prefix>>,
+    metrics: Metrics,
 }
 
 impl Announcer {
-    /// An announcer for `bgp` (nothing applied yet).
-    pub fn new(bgp: Option<Bgp>) -> Self {
+    /// An announcer for `bgp` (nothing applied yet), recording into `metrics`.
+    pub fn new(bgp: Option<Bgp>, metrics: Metrics) -> Self {
         Announcer {
             bgpd: bgp.as_ref().map(Bgpd::new),
             loopback: bgp
@@ -91,6 +93,7 @@ impl Announcer {
                 .map(|b| Loopback::new(b.loopback.clone(), with_suffix(&b.config, ".loopback"))),
             bgp,
             announced: None,
+            metrics,
         }
     }
 
@@ -129,7 +132,7 @@ impl Announcer {
         }
         // Best effort: a failure is logged by converge, and the new section takes over anyway.
         let _ = self.converge(false, standing).await;
-        *self = Announcer::new(new);
+        *self = Announcer::new(new, self.metrics.clone());
     }
 
     /// Announces the configured prefixes (`announce`) or nothing; logs what changed.
@@ -166,6 +169,7 @@ impl Announcer {
             ),
         }
         if result.is_ok() {
+            self.metrics.bgp_prefixes(prefixes.len());
             self.announced = Some(prefixes);
         }
         result.map(|_| ())

@@ -105,19 +105,8 @@ pub fn read_api(
     workspace: &Path,
     present: bool,
 ) -> Option<Api> {
-    for sub in ["auth", "tls", "haproxy"] {
-        r.optional(sub, |v| match v {
-            serde_json::Value::Object(_) => Ok(()),
-            other => Err(format!("{} is not a mapping of keys", kind(other))),
-        });
-    }
-    let listen = r
-        .optional("listen", |v| {
-            text(v)?
-                .parse::<SocketAddr>()
-                .map_err(|_| format!("{} is not an address and port like 127.0.0.1:9180", kind(v)))
-        })
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9180)));
+    sub_sections(r, &["auth", "tls", "haproxy"]);
+    let listen = listen(r, SocketAddr::from(([127, 0, 0, 1], 9180)));
     let auth = read_auth(auth, workspace);
     let tls = read_tls(tls, workspace);
     let at = |p: String| workspace.join(p);
@@ -194,12 +183,33 @@ pub fn read_api(
     })
 }
 
+/// Checks that each of `subs`, when given, is a mapping (its keys are read by a reader of its
+/// own).
+pub(super) fn sub_sections(r: &mut SectionReader<'_>, subs: &[&str]) {
+    for sub in subs {
+        r.optional(sub, |v| match v {
+            serde_json::Value::Object(_) => Ok(()),
+            other => Err(format!("{} is not a mapping of keys", kind(other))),
+        });
+    }
+}
+
+/// The section's `listen` address, `default` when not given.
+pub(super) fn listen(r: &mut SectionReader<'_>, default: SocketAddr) -> SocketAddr {
+    r.optional("listen", |v| {
+        text(v)?
+            .parse::<SocketAddr>()
+            .map_err(|_| format!("{} is not an address and port like {default}", kind(v)))
+    })
+    .unwrap_or(default)
+}
+
 /// A name keepserver writes itself.
 fn known_name(value: &str) -> Name {
     Name::new("name", value).unwrap_or_else(|e| unreachable!("{e}"))
 }
 
-fn read_auth(r: &mut SectionReader<'_>, workspace: &Path) -> Option<Auth> {
+pub(super) fn read_auth(r: &mut SectionReader<'_>, workspace: &Path) -> Option<Auth> {
     let username = r.optional("username", |v| {
         let name = text(v)?;
         let ok =

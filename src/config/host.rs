@@ -94,21 +94,42 @@ pub fn host_problems(
             Purpose::Check | Purpose::Reload { .. } => report.errors.extend(found),
         }
     }
+    if let Some(metrics) = &config.metrics {
+        let found = auth_problem(config, "metrics", metrics.auth.as_ref());
+        match purpose {
+            Purpose::Start => report.warnings.extend(found),
+            Purpose::Check | Purpose::Reload { .. } => report.errors.extend(found),
+        }
+    }
     report
+}
+
+/// What keeps the secret file of `section.auth` from being used: it cannot be read, is empty
+/// or is readable by group or others.
+fn auth_problem(
+    config: &Config,
+    section: &str,
+    auth: Option<&super::api::Auth>,
+) -> Option<KeyProblem> {
+    let e = crate::api::auth::Gate::load(auth).err()?;
+    let key = match auth {
+        Some(super::api::Auth::Basic { .. }) => "auth.password-file",
+        _ => "auth.token-file",
+    };
+    Some(
+        config
+            .positions
+            .problem(&config.file, &format!("{section}.{key}"), e.to_string()),
+    )
 }
 
 /// What keeps the admin API's front door from opening: a secret file that cannot be read, is
 /// empty or is readable by group or others, a TLS file that is not the PEM it should be (the
 /// daemon refuses to start without them).
 fn api_problems(config: &Config, api: &super::Api) -> Vec<KeyProblem> {
-    let mut found = Vec::new();
-    if let Err(e) = crate::api::auth::Gate::load(api.auth.as_ref()) {
-        let key = match api.auth {
-            Some(super::api::Auth::Basic { .. }) => "api.auth.password-file",
-            _ => "api.auth.token-file",
-        };
-        found.push(config.positions.problem(&config.file, key, e.to_string()));
-    }
+    let mut found: Vec<KeyProblem> = auth_problem(config, "api", api.auth.as_ref())
+        .into_iter()
+        .collect();
     if let Some(tls) = &api.tls
         && let Err(e) = crate::api::tls::acceptor(tls)
     {

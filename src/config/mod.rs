@@ -14,6 +14,7 @@ pub mod host;
 pub mod hysteresis;
 pub mod libra;
 pub mod locate;
+pub mod metrics;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,8 @@ pub struct Config {
     pub bgp_defaults: bgp::BgpDefaults,
     /// The `api` section: the admin API, `None` when absent.
     pub api: Option<Api>,
+    /// The `metrics` section: the Prometheus endpoint, `None` when absent.
+    pub metrics: Option<metrics::Metrics>,
     /// The `logging` section as written, for the logging module to translate.
     pub logging: Option<Value>,
     /// Where each key was found in [`Config::file`].
@@ -133,6 +136,7 @@ struct RawDoc {
     libra: Option<Spanned<RawSection>>,
     bgp: Option<Spanned<RawSection>>,
     api: Option<Spanned<RawSection>>,
+    metrics: Option<Spanned<RawSection>>,
     logging: Option<Value>,
     #[serde(flatten)]
     other: BTreeMap<String, Value>,
@@ -145,6 +149,13 @@ struct NestedDoc {
     libra: Option<LibraNested>,
     #[serde(default)]
     api: Option<ApiNested>,
+    #[serde(default)]
+    metrics: Option<MetricsNested>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct MetricsNested {
+    auth: Option<Spanned<RawSection>>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -227,6 +238,15 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
         &mut problems,
         &mut warnings,
     );
+    let metrics = read_metrics_sections(
+        text,
+        file,
+        doc.metrics,
+        &application,
+        &mut positions,
+        &mut problems,
+        &mut warnings,
+    );
     if api.is_some() && libra.enabled {
         problems.push(
             positions.problem(
@@ -249,6 +269,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
                 bgp,
                 bgp_defaults,
                 api,
+                metrics,
                 logging: doc.logging.filter(|v| !v.is_null()),
                 positions,
             },
@@ -271,16 +292,7 @@ fn read_libra_sections(
     problems: &mut Vec<KeyProblem>,
     warnings: &mut Vec<KeyProblem>,
 ) -> Libra {
-    // The sub-sections' shape errors were already reported by the first parse, so a failure
-    // here only means there are no positions to add.
-    let nested = if top.is_some() {
-        serde_saphyr::from_str::<NestedDoc>(text)
-            .ok()
-            .and_then(|d| d.libra)
-            .unwrap_or_default()
-    } else {
-        LibraNested::default()
-    };
+    let nested = nested(text, top.is_some(), |d| d.libra);
     let (at, keys) = split(top, "libra", positions);
     let (h_at, h_keys) = split(nested.haproxy, "libra.haproxy", positions);
     let (d_at, d_keys) = split(nested.diagnostics, "libra.diagnostics", positions);
@@ -321,14 +333,7 @@ fn read_api_sections(
     warnings: &mut Vec<KeyProblem>,
 ) -> Option<Api> {
     let present = top.is_some();
-    let nested = if present {
-        serde_saphyr::from_str::<NestedDoc>(text)
-            .ok()
-            .and_then(|d| d.api)
-            .unwrap_or_default()
-    } else {
-        ApiNested::default()
-    };
+    let nested = nested(text, present, |d| d.api);
     let (at, keys) = split(top, "api", positions);
     let (u_at, u_keys) = split(nested.auth, "api.auth", positions);
     let (t_at, t_keys) = split(nested.tls, "api.tls", positions);
@@ -356,6 +361,41 @@ fn read_api_sections(
     problems.extend(t_problems);
     problems.extend(h_problems);
     api
+}
+
+/// Reads `metrics` and its sub-section `auth`; `None` when `metrics` is absent.
+fn read_metrics_sections(
+    text: &str,
+    file: &Path,
+    top: Option<Spanned<RawSection>>,
+    application: &Application,
+    positions: &mut KeyPositions,
+    problems: &mut Vec<KeyProblem>,
+    warnings: &mut Vec<KeyProblem>,
+) -> Option<metrics::Metrics> {
+    let present = top.is_some();
+    let nested = nested(text, present, |d| d.metrics);
+    let (at, keys) = split(top, "metrics", positions);
+    let (u_at, u_keys) = split(nested.auth, "metrics.auth", positions);
+    let mut sub_problems = Vec::new();
+    let mut auth = SectionReader::new(file, "metrics.auth", u_at, u_keys, &mut sub_problems);
+    let mut r = SectionReader::new(file, "metrics", at, keys, problems);
+    let section = metrics::read_metrics(&mut r, &mut auth, &application.workspace, present);
+    warnings.extend(r.unknown_keys());
+    warnings.extend(auth.unknown_keys());
+    problems.extend(sub_problems);
+    section
+}
+
+/// The sub-sections of a section that is `present`, parsed again from `text` so their keys keep
+/// their own positions, `pick`ed out of the document. Their shape errors were already reported
+/// by the first parse, so a failure here only means there are no positions to add.
+fn nested<T: Default>(text: &str, present: bool, pick: fn(NestedDoc) -> Option<T>) -> T {
+    present
+        .then(|| serde_saphyr::from_str::<NestedDoc>(text).ok())
+        .flatten()
+        .and_then(pick)
+        .unwrap_or_default()
 }
 
 /// A section's position and keys, recording where each key's value is in `positions`.

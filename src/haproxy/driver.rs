@@ -47,6 +47,7 @@ use super::runtime_diff::{Command, RuntimeChange, runtime_changes};
 use super::servers_state;
 use crate::atomic_file::{self as files, with_suffix};
 use crate::snapshot::OperationView;
+use crate::metrics::Metrics;
 use crate::supervisor::Target;
 use crate::tool::{self, ToolError};
 
@@ -130,6 +131,7 @@ pub struct Haproxy {
     master: watch::Sender<Option<u32>>,
     /// The last operation that did something, and when it ended, for `status`.
     last: std::sync::Mutex<Option<(OperationView, Instant)>>,
+    metrics: Metrics,
 }
 
 impl Haproxy {
@@ -150,7 +152,13 @@ impl Haproxy {
             operation: Mutex::new(None),
             master: watch::Sender::new(None),
             last: std::sync::Mutex::new(None),
+            metrics: Metrics::default(),
         }
+    }
+
+    /// The same instance, recording its reloads and rejected configurations into `metrics`.
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        Haproxy { metrics, ..self }
     }
 
     /// The configuration file this instance serves.
@@ -335,6 +343,7 @@ impl Haproxy {
         // UPDATE serves again a load balancer that was suspended.
         files::remove(&self.suspended_marker()).await?;
         let action = applied.word();
+        self.metrics.haproxy_applied(action);
         let commands = match (applied, &plan) {
             (Applied::Runtime, Some(changes)) => changes.iter().map(|c| c.commands().len()).sum(),
             _ => 0,
@@ -520,6 +529,7 @@ impl Haproxy {
             }
         };
         if let Err(output) = checked {
+            self.metrics.haproxy_rejected();
             let saved = with_suffix(config, "-failed");
             files::rename(&tmp, &saved).await?;
             let tmp_name = tmp.to_string_lossy();

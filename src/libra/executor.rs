@@ -21,6 +21,7 @@ use crate::config::{Endpoint, Libra};
 use crate::haproxy::driver::Haproxy;
 use crate::haproxy::stats;
 use crate::snapshot::JobView;
+use crate::metrics::Metrics;
 
 /// Reply fields of a job.
 type Fields = Vec<(&'static str, Value)>;
@@ -59,12 +60,13 @@ pub struct Executor {
     changes: Mutex<MetricsMark>,
     /// Jobs run, and the last one with when it ended, for `status`.
     record: std::sync::Mutex<(u64, Option<(JobView, Instant)>)>,
+    metrics: Metrics,
 }
 
 impl Executor {
     /// An executor for the `libra` config, driving `haproxy` (the instance its
-    /// `libra.haproxy` describes).
-    pub fn new(libra: &Libra, haproxy: Arc<Haproxy>) -> Self {
+    /// `libra.haproxy` describes), recording its jobs into `metrics`.
+    pub fn new(libra: &Libra, haproxy: Arc<Haproxy>, metrics: Metrics) -> Self {
         Executor {
             haproxy,
             bind: libra.haproxy.bind,
@@ -76,6 +78,7 @@ impl Executor {
                 bytes_out: BTreeMap::new(),
             }),
             record: std::sync::Mutex::new((0, None)),
+            metrics,
         }
     }
 
@@ -113,6 +116,7 @@ impl Executor {
         let job = match message::parse(payload) {
             Ok(job) => job,
             Err(reply) => {
+                self.metrics.libra_job("INVALID", false, began.elapsed());
                 warn!(
                     "libra job refused bytes={} reply={}",
                     payload.len(),
@@ -125,6 +129,8 @@ impl Executor {
         let name = action_name(&job.action);
         let Job { request, action } = job;
         let result = self.execute(action).await;
+        self.metrics
+            .libra_job(name, result.is_ok(), began.elapsed());
         let ms = began.elapsed().as_millis();
         match result {
             Ok(fields) => {

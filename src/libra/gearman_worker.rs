@@ -34,6 +34,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::supervisor::components::show_duration;
+use crate::metrics::Metrics;
 
 /// The first pause before reconnecting to a server that went away.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -55,8 +56,15 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts `per_server` connections to each of `servers` taking jobs for `function`.
-    pub fn start<H, F>(servers: &[String], per_server: usize, function: &str, handler: H) -> Worker
+    /// Starts `per_server` connections to each of `servers` taking jobs for `function`, the
+    /// ones up counted in `metrics`.
+    pub fn start<H, F>(
+        servers: &[String],
+        per_server: usize,
+        function: &str,
+        metrics: Metrics,
+        handler: H,
+    ) -> Worker
     where
         H: Fn(Bytes) -> F + Send + Sync + 'static,
         F: Future<Output = JobResult> + Send + 'static,
@@ -74,6 +82,7 @@ impl Worker {
                     client_id: Bytes::from(format!("keepserver-{}-{n}", std::process::id())),
                     stopped: stopped.clone(),
                     up: count.clone(),
+                    metrics: metrics.clone(),
                 };
                 let handler = handler.clone();
                 tasks.push(tokio::spawn(async move { link.run(&*handler).await }));
@@ -116,6 +125,25 @@ struct Link {
     stopped: watch::Receiver<bool>,
     /// Connections of this server up now, this one counted while its session runs.
     up: Arc<AtomicUsize>,
+    metrics: Metrics,
+}
+
+/// Counts a connection up, in the server's count and in the metrics, while it lives.
+struct Up(Metrics, Arc<AtomicUsize>);
+
+impl Up {
+    fn new(metrics: &Metrics, count: &Arc<AtomicUsize>) -> Up {
+        metrics.gearman_connection(true);
+        count.fetch_add(1, Ordering::Relaxed);
+        Up(metrics.clone(), count.clone())
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        self.0.gearman_connection(false);
+        self.1.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Link {
@@ -150,9 +178,9 @@ impl Link {
                 info!("gearman server reachable again server={}", self.server);
             }
             backoff = BACKOFF_MIN;
-            self.up.fetch_add(1, Ordering::Relaxed);
+            let up = Up::new(&self.metrics, &self.up);
             let end = self.session(&mut conn, handler).await;
-            self.up.fetch_sub(1, Ordering::Relaxed);
+            drop(up);
             match end {
                 End::Stopped => {
                     // Best effort: the close itself tells the server this worker is gone.

@@ -13,9 +13,10 @@ use log::{info, warn};
 use super::executor::Executor;
 use super::gearman_worker::{JobResult, Worker};
 use crate::config::Libra;
+use crate::metrics::Metrics;
 
-/// Starts taking jobs for `libra` with `executor`.
-pub fn start(libra: &Libra, executor: Arc<Executor>) -> Worker {
+/// Starts taking jobs for `libra` with `executor`, its connections counted in `metrics`.
+pub fn start(libra: &Libra, executor: Arc<Executor>, metrics: Metrics) -> Worker {
     let servers: Vec<String> = libra.servers.iter().map(ToString::to_string).collect();
     info!(
         "libra worker taking jobs queue={} servers={} connections_per_server={}",
@@ -23,9 +24,8 @@ pub fn start(libra: &Libra, executor: Arc<Executor>) -> Worker {
         servers.join(","),
         libra.concurrency
     );
-    Worker::start(&servers, libra.concurrency, &libra.queue, move |payload| {
-        run_job(executor.clone(), payload)
-    })
+    let handler = move |payload| run_job(executor.clone(), payload);
+    Worker::start(&servers, libra.concurrency, &libra.queue, metrics, handler)
 }
 
 /// Stops `worker`: the job in hand is finished, then it leaves the job servers.

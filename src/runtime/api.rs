@@ -18,11 +18,10 @@ use std::sync::{Arc, RwLock};
 use log::{error, info, warn};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use super::Input;
 use crate::api::auth::Gate;
-use crate::api::http::{self, Call, Door, SharedDoor};
+use crate::api::http::{self, Call, Door, Listening, SharedDoor};
 use crate::api::quagga::Quagga;
 use crate::api::service::{BgpHook, Service};
 use crate::api::tls;
@@ -39,8 +38,7 @@ pub struct AdminApi {
     /// The section in force.
     section: Api,
     door: SharedDoor,
-    router: axum::Router,
-    server: JoinHandle<()>,
+    listening: Listening,
     hooks: mpsc::UnboundedSender<BgpHook>,
     tx: mpsc::UnboundedSender<Input>,
     /// The peering `/api/quagga` stored, if any.
@@ -85,8 +83,7 @@ impl AdminApi {
         let (calls, requests) = mpsc::channel(QUEUE);
         let (hooks, new_hooks) = mpsc::unbounded_channel();
         tokio::spawn(run_service(service, requests, new_hooks));
-        let router = http::router(calls, door.clone());
-        let server = tokio::spawn(http::serve(listener, router.clone(), door.clone()));
+        let listening = Listening::start(listener, http::router(calls, door.clone()), door.clone());
         info!(
             "admin API listening on {} auth={} tls={} serve={}",
             section.listen,
@@ -97,8 +94,7 @@ impl AdminApi {
         Ok(AdminApi {
             section: section.clone(),
             door,
-            router,
-            server,
+            listening,
             hooks,
             tx,
             quagga,
@@ -179,17 +175,8 @@ impl AdminApi {
 
     /// Serves on `listen` instead; on failure logs and keeps the old socket.
     fn rebind(&mut self, listen: std::net::SocketAddr) -> bool {
-        let bound = std::net::TcpListener::bind(listen)
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .and_then(TcpListener::from_std);
-        match bound {
-            Ok(listener) => {
-                self.server.abort();
-                self.server = tokio::spawn(http::serve(
-                    listener,
-                    self.router.clone(),
-                    self.door.clone(),
-                ));
+        match self.listening.rebind(listen) {
+            Ok(()) => {
                 info!(
                     "admin API listening on {listen} (was {})",
                     self.section.listen
@@ -209,7 +196,7 @@ impl AdminApi {
 
     /// Stops accepting requests (keepserver is exiting).
     pub fn shutdown(&self) {
-        self.server.abort();
+        self.listening.shutdown();
     }
 }
 

@@ -19,6 +19,7 @@ use crate::libra::executor::Executor;
 use crate::libra::gearman_worker::Worker;
 use crate::libra::worker;
 use crate::supervisor::components::target_word;
+use crate::metrics::Metrics;
 use crate::supervisor::{BgpStep, ComponentEvent, Event, Standing, Target};
 
 /// The HAProxy instance keepserver owns, and the watcher of its master.
@@ -40,19 +41,22 @@ pub struct Components {
     announced: watch::Sender<Option<Vec<String>>>,
     /// FRR's daemons at the last look, and the section they were looked up for.
     frr: Option<(Bgp, FrrIdentity)>,
+    metrics: Metrics,
 }
 
 impl Components {
-    /// Components reporting on `tx`, the announcer starting from `bgp`.
-    pub fn new(tx: mpsc::UnboundedSender<Input>, bgp: Option<Bgp>) -> Self {
+    /// Components reporting on `tx` and recording into `metrics`, the announcer starting from
+    /// `bgp`.
+    pub fn new(tx: mpsc::UnboundedSender<Input>, bgp: Option<Bgp>, metrics: Metrics) -> Self {
         Components {
             tx,
             driven: None,
             executor: None,
             worker: None,
-            announcer: Arc::new(Mutex::new(Announcer::new(bgp))),
+            announcer: Arc::new(Mutex::new(Announcer::new(bgp, metrics.clone()))),
             announced: watch::Sender::new(None),
             frr: None,
+            metrics,
         }
     }
 
@@ -75,7 +79,7 @@ impl Components {
     /// Sets the announcer's section before any step ran (the admin API's stored peering,
     /// known once the API opened its store on [`Components::haproxy_for`]'s HAProxy).
     pub fn set_first_bgp(&mut self, bgp: Option<Bgp>) {
-        self.announcer = Arc::new(Mutex::new(Announcer::new(bgp)));
+        self.announcer = Arc::new(Mutex::new(Announcer::new(bgp, self.metrics.clone())));
     }
 
     fn report(&self, event: ComponentEvent) {
@@ -93,7 +97,7 @@ impl Components {
         if let Some(old) = self.driven.take() {
             old.watcher.abort();
         }
-        let haproxy = Arc::new(Haproxy::new(settings.clone()));
+        let haproxy = Arc::new(Haproxy::new(settings.clone()).with_metrics(self.metrics.clone()));
         let watcher = tokio::spawn(watch_master(haproxy.master(), self.tx.clone()));
         self.driven = Some(Driven {
             settings: settings.clone(),
@@ -112,7 +116,7 @@ impl Components {
         {
             return executor.clone();
         }
-        let executor = Arc::new(Executor::new(section, haproxy));
+        let executor = Arc::new(Executor::new(section, haproxy, self.metrics.clone()));
         self.executor = Some((section.clone(), executor.clone()));
         executor
     }
@@ -120,7 +124,8 @@ impl Components {
     /// Starts the Libra worker for `section`.
     pub fn start_worker(&mut self, section: &Libra) {
         let executor = self.executor(section);
-        self.worker = Some((worker::start(section, executor), section.queue.clone()));
+        let worker = worker::start(section, executor, self.metrics.clone());
+        self.worker = Some((worker, section.queue.clone()));
     }
 
     /// Stops the Libra worker; [`ComponentEvent::WorkerStopped`] follows when it has.

@@ -5,8 +5,10 @@
 //! input, whichever comes first; there is no ticker. Every keepalived event, from
 //! `keepserver notify` or the FIFO, is fed to the machine and then makes the watcher re-read the
 //! VIP at once. The components' actions are carried out by [`components`]; the admin API,
-//! when configured, runs beside them ([`api`]) and answers in every role. A `status` request is
-//! completed off the loop ([`status`]).
+//! when configured, runs beside them ([`api`]) and answers in every role, and so does the
+//! Prometheus endpoint ([`MetricsServer`]): the loop records hook ends and the role-detection
+//! latency, and hands it the core's view after every input. A `status` request is completed
+//! off the loop ([`status`]).
 //!
 //! Under systemd the loop tells it where keepserver stands ([`systemd`]): READY=1 once the first
 //! role is decided, RELOADING=1 and READY=1 around a reload, a STATUS= line on every change of
@@ -39,6 +41,9 @@ use crate::hooks::{self, KILL_GRACE};
 use crate::keepalived::fifo::{Fifo, FifoError, FifoHealth};
 use crate::keepalived::{KeepalivedEvent, Source};
 use crate::logging;
+use crate::metrics::detection::Detection;
+use crate::metrics::server::MetricsServer;
+use crate::metrics::{CoreView, Metrics};
 use crate::report;
 use crate::supervisor::components::show_duration;
 use crate::supervisor::{Action, Event, HookKind, HookResult, Role, Settings, Supervisor};
@@ -66,6 +71,9 @@ pub enum RuntimeError {
     /// The admin API could not be started.
     #[error("{0}")]
     Api(String),
+    /// The metrics endpoint could not be started.
+    #[error("{0}")]
+    Metrics(String),
 }
 
 /// Everything that reaches the loop.
@@ -73,6 +81,8 @@ pub enum RuntimeError {
 enum Input {
     /// An event for the machine.
     Event(Event),
+    /// The VIP watcher's reading, and when it was taken.
+    Vip { present: bool, seen: Instant },
     /// SIGHUP: re-read the config file.
     Reload,
     /// A control-socket request.
@@ -133,6 +143,12 @@ struct Shell {
     api: Option<api::AdminApi>,
     /// What systemd is told.
     systemd: Systemd,
+    /// The recording handle every component shares.
+    metrics: Metrics,
+    /// The metrics endpoint, when `metrics` is configured.
+    metrics_server: Option<MetricsServer>,
+    /// A change of the VIP's presence waiting for its start or stop hook.
+    detection: Detection,
 }
 
 /// What the hook record was last written to say.
@@ -150,7 +166,15 @@ impl Shell {
     ) -> Result<Self, RuntimeError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let listener = control::bind(&config.application.control_socket)?;
-        let mut components = components::Components::new(tx.clone(), config.bgp.clone());
+        let metrics = Metrics::new();
+        let metrics_server = config
+            .metrics
+            .as_ref()
+            .map(|section| MetricsServer::start(section, metrics.clone()))
+            .transpose()
+            .map_err(RuntimeError::Metrics)?;
+        let mut components =
+            components::Components::new(tx.clone(), config.bgp.clone(), metrics.clone());
         let api = match config.api.clone() {
             Some(section) => {
                 let haproxy = components.haproxy_for(&section.haproxy.instance());
@@ -184,7 +208,8 @@ impl Shell {
         let events = tx.clone();
         let reread = Arc::new(Notify::new());
         tokio::spawn(watcher.run(present, reread.clone(), move |present| {
-            events.send(Input::Event(Event::Vip { present })).is_ok()
+            let seen = Instant::now();
+            events.send(Input::Vip { present, seen }).is_ok()
         }));
         let fifo = match &config.keepalived_fifo {
             Some(path) => Some(spawn_fifo(Fifo::create(path)?, tx.clone())),
@@ -216,12 +241,16 @@ impl Shell {
             components,
             api,
             systemd,
+            metrics,
+            metrics_server,
+            detection: Detection::default(),
         })
     }
 
     async fn run(mut self) {
         let first = self.machine.begin(Instant::now());
         let mut exit = self.act(first);
+        self.publish_metrics();
         if self.systemd.enabled() {
             let (condition, retry_in) = self.condition();
             self.systemd.ready(condition, retry_in, Instant::now());
@@ -248,7 +277,17 @@ impl Shell {
                 }
             };
             let actions = match input {
-                Input::Event(event) => self.machine.handle(event, Instant::now()),
+                Input::Event(event) => {
+                    if let Event::HookFinished(result) = &event {
+                        self.metrics
+                            .hook(result.kind, &result.outcome, result.duration);
+                    }
+                    self.machine.handle(event, Instant::now())
+                }
+                Input::Vip { present, seen } => {
+                    self.detection.reading(present, seen, self.machine.role());
+                    self.machine.handle(Event::Vip { present }, Instant::now())
+                }
                 Input::Reload => {
                     self.systemd.reloading();
                     let actions = self.reload();
@@ -261,6 +300,7 @@ impl Shell {
             };
             exit = self.act(actions);
             self.sync_record();
+            self.publish_metrics();
             if self.systemd.enabled() {
                 let (condition, retry_in) = self.condition();
                 self.systemd.update(condition, retry_in);
@@ -284,6 +324,26 @@ impl Shell {
         (condition, retry_in)
     }
 
+    /// Gives the metrics endpoint the core's view, and drops a VIP change that needs no hook
+    /// any more (the role it called for is taken and nothing runs).
+    fn publish_metrics(&mut self) {
+        self.detection
+            .settled(self.machine.role(), self.machine.hook_in_flight().is_some());
+        if self.metrics_server.is_none() {
+            return;
+        }
+        let status = self.status();
+        let now = Instant::now();
+        self.metrics.core(CoreView {
+            role: status.role,
+            transitions: status.transitions,
+            consecutive_failures: status.consecutive_failures,
+            retry_at: status
+                .retry_in_s
+                .map(|s| now + std::time::Duration::from_secs_f64(s)),
+        });
+    }
+
     async fn finish(mut self) {
         // The reader removes a FIFO it created when it is dropped: let that happen now.
         if let Some((fifo, _)) = self.fifo.take() {
@@ -293,6 +353,9 @@ impl Shell {
         self.components.shutdown();
         if let Some(api) = &self.api {
             api.shutdown();
+        }
+        if let Some(server) = &self.metrics_server {
+            server.shutdown();
         }
         let _ = std::fs::remove_file(&self.socket);
         info!("keepserver stopped role={}", self.machine.role());
@@ -304,6 +367,9 @@ impl Shell {
             match action {
                 Action::RunHook(run) => {
                     self.recorded = Recorded::InFlight;
+                    if let Some(latency) = self.detection.spawned(run.kind, Instant::now()) {
+                        self.metrics.detection(latency);
+                    }
                     let started = hooks::start(
                         run,
                         &self.config.application.workspace,
@@ -435,6 +501,7 @@ impl Shell {
             }
             None => {}
         }
+        self.reload_metrics(new.metrics.take());
         self.watch.send_replace(watch_of(&new.keepstart));
         self.reload_fifo(new.keepalived_fifo.clone());
         let settings = Settings::of(&new);
@@ -443,6 +510,7 @@ impl Shell {
         self.config.bgp = new.bgp;
         self.config.bgp_defaults = new.bgp_defaults;
         self.config.api = new.api;
+        self.config.metrics = self.metrics_server.as_ref().map(MetricsServer::section);
         self.config.logging = new.logging;
         self.reloads += 1;
         self.machine
@@ -458,6 +526,24 @@ impl Shell {
         self.config.bgp = bgp.clone();
         self.machine
             .handle(Event::BgpSection(Box::new(bgp)), Instant::now())
+    }
+
+    /// Starts, changes or stops the metrics endpoint for a reloaded `metrics` section; a new
+    /// endpoint that cannot be started is logged and keepserver goes on without one.
+    fn reload_metrics(&mut self, wanted: Option<crate::config::metrics::Metrics>) {
+        match (&mut self.metrics_server, wanted) {
+            (Some(server), Some(wanted)) => server.reload(&wanted),
+            (Some(server), None) => {
+                server.shutdown();
+                info!("reload: metrics endpoint stopped");
+                self.metrics_server = None;
+            }
+            (None, Some(wanted)) => match MetricsServer::start(&wanted, self.metrics.clone()) {
+                Ok(server) => self.metrics_server = Some(server),
+                Err(e) => error!("reload: {e}; no metrics are served"),
+            },
+            (None, None) => {}
+        }
     }
 
     /// Switches the FIFO reader to a changed `keepstart.keepalived-fifo`; a path that cannot be

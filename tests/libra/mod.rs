@@ -215,6 +215,8 @@ pub struct LabSpec {
     pub debug_log: bool,
     /// `libra.haproxy.config` (default: haproxy.cfg in the workspace).
     pub haproxy_config: Option<PathBuf>,
+    /// Config text appended after the lab's own sections (top-level sections of its own).
+    pub extra_config: String,
 }
 
 impl Default for LabSpec {
@@ -226,6 +228,7 @@ impl Default for LabSpec {
             targets: None,
             debug_log: false,
             haproxy_config: None,
+            extra_config: String::new(),
         }
     }
 }
@@ -492,6 +495,7 @@ impl Lab {
         let _ = writeln!(y, "    targets: [{}]", targets.join(", "));
         let _ = writeln!(y, "  archive:");
         let _ = writeln!(y, "    log: {}", q(&format!("{ws}/haproxy.log")));
+        y.push_str(&spec.extra_config);
         if spec.debug_log {
             y.push_str(
                 "logging:\n  version: 1\n  handlers:\n    console:\n      class: logging.StreamHandler\n      level: DEBUG\n      stream: ext://sys.stderr\n  root:\n    level: DEBUG\n    handlers: [console]\n",
