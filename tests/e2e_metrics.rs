@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use nix::sys::signal::Signal;
 
-use bgp::{BgpLab, PREFIX};
+use bgp::{BgpLab, PREFIX, ROUTER_ADDR};
 use common::*;
 use libra::{Lab, LabSpec, VIP_CIDR, update_http};
 
@@ -335,7 +335,8 @@ fn auth_guards_the_endpoint_and_reload_moves_it() {
 }
 
 /// The announced-prefix gauge follows what bgpd (a real FRR, peered with a second one) was told:
-/// 0 on SLAVE, 1 once the VIP's prefix is announced on MASTER, 0 again when it is withdrawn.
+/// 0 on SLAVE, 1 once the VIP's prefix is announced on MASTER, 0 again when it is withdrawn;
+/// the session with the router is read from bgpd at each scrape (1: Established).
 #[test]
 fn bgp_prefixes_follow_the_announcement() {
     let test = "metrics_bgp";
@@ -353,6 +354,10 @@ fn bgp_prefixes_follow_the_announcement() {
     );
     lab.start_keepserver();
     lab.wait_session();
+    let session = format!("keepserver_bgp_session_established{{peer=\"{ROUTER_ADDR}\"}}");
+    lab.wait(&format!("{session} 1"), DEADLINE, || {
+        scrape(&lab.node, port, || lab.report()).value(&session) == 1.0
+    });
     const PREFIXES: &str = "keepserver_bgp_prefixes_announced";
     let announced = |n: f64| {
         lab.wait(&format!("{PREFIXES} {n}"), DEADLINE, || {

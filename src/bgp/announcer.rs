@@ -106,6 +106,7 @@ impl Announcer {
     /// Carries out `step` (see the module documentation); `standing` is for the log.
     pub async fn step(&mut self, step: BgpStep, standing: Standing) -> Result<(), BgpError> {
         self.reconfigure(step.config, standing).await;
+        self.metrics.bgp_section(self.bgp.as_ref());
         if step.reread
             && let Some(bgpd) = &mut self.bgpd
         {

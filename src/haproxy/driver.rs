@@ -46,8 +46,8 @@ use super::render::{PING_SCRIPT, RuntimePaths, render};
 use super::runtime_diff::{Command, RuntimeChange, runtime_changes};
 use super::servers_state;
 use crate::atomic_file::{self as files, with_suffix};
-use crate::snapshot::OperationView;
 use crate::metrics::Metrics;
+use crate::snapshot::OperationView;
 use crate::supervisor::Target;
 use crate::tool::{self, ToolError};
 

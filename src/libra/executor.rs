@@ -20,8 +20,8 @@ use super::{archive, release};
 use crate::config::{Endpoint, Libra};
 use crate::haproxy::driver::Haproxy;
 use crate::haproxy::stats;
-use crate::snapshot::JobView;
 use crate::metrics::Metrics;
+use crate::snapshot::JobView;
 
 /// Reply fields of a job.
 type Fields = Vec<(&'static str, Value)>;

@@ -33,8 +33,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::supervisor::components::show_duration;
 use crate::metrics::Metrics;
+use crate::supervisor::components::show_duration;
 
 /// The first pause before reconnecting to a server that went away.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);

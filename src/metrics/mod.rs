@@ -24,6 +24,10 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use log::debug;
+
+use crate::bgp::sessions;
+use crate::config::Bgp;
 use crate::supervisor::{HookKind, HookOutcome, Role};
 
 /// The `Content-Type` of the text [`Metrics::encode`] writes.
@@ -42,6 +46,7 @@ const JOB_BUCKETS: [f64; 12] = [
 
 type Labels1 = [(&'static str, &'static str); 1];
 type Labels2 = [(&'static str, &'static str); 2];
+type PeerLabels = [(&'static str, String); 1];
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Where the core stands, as the loop saw it after its last input.
@@ -74,6 +79,10 @@ struct Inner {
     haproxy_applies: Family<Labels1, Counter>,
     haproxy_rejected: Counter,
     bgp_prefixes: Gauge,
+    /// The section the announcer drives, whose bgpd is asked for its sessions at scrape time.
+    bgp: Mutex<Option<Bgp>>,
+    bgp_sessions: Family<PeerLabels, Gauge>,
+    bgp_session_queries_failed: Counter,
 }
 
 impl Default for Metrics {
@@ -98,6 +107,8 @@ impl Metrics {
         let haproxy_applies = Family::default();
         let haproxy_rejected = Counter::default();
         let bgp_prefixes = Gauge::default();
+        let bgp_sessions = Family::default();
+        let bgp_session_queries_failed = Counter::default();
         registry.register(
             "keepserver_hook_runs",
             "Hooks run to an end, by kind (start, stop, is-running) and outcome",
@@ -146,6 +157,18 @@ impl Metrics {
             "Prefixes bgpd was last told to announce",
             bgp_prefixes.clone(),
         );
+        registry.register(
+            "keepserver_bgp_session_established",
+            "Each BGP peer bgpd reports, by address: 1 while its session is Established, else 0 \
+             (read from FRR at scrape time)",
+            bgp_sessions.clone(),
+        );
+        registry.register(
+            "keepserver_bgp_session_queries_failed",
+            "Scrapes at which bgpd could not be asked for its sessions (the peers are then \
+             left out)",
+            bgp_session_queries_failed.clone(),
+        );
         registry.register_collector(Box::new(CoreCollector(core.clone())));
         registry.register_collector(Box::new(process::ProcessCollector));
         Metrics(Arc::new(Inner {
@@ -160,6 +183,9 @@ impl Metrics {
             haproxy_applies,
             haproxy_rejected,
             bgp_prefixes,
+            bgp: Mutex::new(None),
+            bgp_sessions,
+            bgp_session_queries_failed,
         }))
     }
 
@@ -227,6 +253,42 @@ impl Metrics {
     /// `haproxy -c` rejected a configuration.
     pub fn haproxy_rejected(&self) {
         self.0.haproxy_rejected.inc();
+    }
+
+    /// The BGP section the announcer drives now (`None`: no announcer).
+    pub fn bgp_section(&self, bgp: Option<&Bgp>) {
+        let mut held = self.0.bgp.lock().unwrap_or_else(PoisonError::into_inner);
+        if held.as_ref() != bgp {
+            *held = bgp.cloned();
+        }
+    }
+
+    /// Asks the announcer's bgpd for its sessions (see [`sessions::query`]) and sets one gauge
+    /// per peer; run before each scrape is encoded.
+    pub async fn refresh_bgp_sessions(&self) {
+        let bgp = self
+            .0
+            .bgp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        self.0.bgp_sessions.clear();
+        let Some(bgp) = bgp else { return };
+        match sessions::query(&bgp).await {
+            Ok(peers) => {
+                for peer in peers {
+                    let up = i64::from(peer.state == "Established");
+                    self.0
+                        .bgp_sessions
+                        .get_or_create(&[("peer", peer.address)])
+                        .set(up);
+                }
+            }
+            Err(e) => {
+                debug!("metrics: bgpd's sessions are not known: {e}");
+                self.0.bgp_session_queries_failed.inc();
+            }
+        }
     }
 
     /// bgpd was told to announce this many prefixes.

@@ -100,7 +100,10 @@ fn router(metrics: Metrics, door: SharedDoor) -> Router {
             "/metrics",
             get(move || {
                 let metrics = metrics.clone();
-                async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.encode()) }
+                async move {
+                    metrics.refresh_bgp_sessions().await;
+                    ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.encode())
+                }
             }),
         )
         .layer(middleware::from_fn_with_state(door, http::authorize))

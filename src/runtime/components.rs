@@ -18,8 +18,8 @@ use crate::keepalived::fifo::FifoHealth;
 use crate::libra::executor::Executor;
 use crate::libra::gearman_worker::Worker;
 use crate::libra::worker;
-use crate::supervisor::components::target_word;
 use crate::metrics::Metrics;
+use crate::supervisor::components::target_word;
 use crate::supervisor::{BgpStep, ComponentEvent, Event, Standing, Target};
 
 /// The HAProxy instance keepserver owns, and the watcher of its master.
