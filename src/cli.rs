@@ -47,7 +47,7 @@ pub enum Command {
     /// haproxy.cfg (from the admin API's store or the Libra worker's kept file) and bgpd.conf are
     /// rendered into a temporary directory and checked with `haproxy -c`, `vtysh --dryrun` and,
     /// with `bgp.apply: frr-reload`, `frr-reload.py --test`; a checker that is not installed is
-    /// skipped with a warning. Exit 0 valid, 2 config error (every one is listed), 4 the config
+    /// skipped with a warning. Exit 0 valid, 1 config error (every one is listed), 5 the config
     /// is valid but a checker refused a file.
     Check,
     /// Tell the running server about a keepalived state change, for keepalived's notify scripts:

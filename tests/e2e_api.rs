@@ -338,7 +338,7 @@ fn a_secret_file_others_can_read_stops_the_start_and_check_refuses_it() {
     let out = lab.ws.read("daemon.out");
     assert!(out.contains("chmod 600"), "{out}");
     let check = lab.ws.cli(&["check"]);
-    assert_eq!(check.code, Some(2), "{check}");
+    assert_eq!(check.code, Some(1), "{check}");
     assert!(
         check.text().contains("key `api.auth.token-file`") && check.text().contains("mode 0640"),
         "{check}"

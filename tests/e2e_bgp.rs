@@ -56,7 +56,7 @@ fn check_prints_the_bgp_plan() {
         ),
     );
     let out = ws.cli(&["check"]);
-    assert_eq!(out.code, Some(2), "{out}");
+    assert_eq!(out.code, Some(1), "{out}");
     let line = line_of(&ws.read("config.yaml"), "announce:");
     assert!(
         out.stderr.contains(&format!(":{line}:"))

@@ -21,7 +21,7 @@ use keepserver::haproxy::model::Name;
 use serde_json::{Value, json};
 
 /// `check`'s exit status when an external checker refused a file.
-const EXIT_CHECK_FAILED: i32 = 4;
+const EXIT_CHECK_FAILED: i32 = 5;
 
 /// config.yaml with the admin API (its HAProxy binary `haproxy`) and `extra` sections.
 fn api_config(ws: &Path, haproxy: &str, extra: &str) -> String {
@@ -220,7 +220,7 @@ fn every_config_error_is_reported_at_once() {
     );
     let text = ws.read("config.yaml");
     let out = check(&ws);
-    assert_eq!(out.code, Some(2), "{out}");
+    assert_eq!(out.code, Some(1), "{out}");
     let file = ws.config_path().display().to_string();
     for (key, prefix) in [
         ("keepstart.sleep", "sleep:"),
@@ -258,7 +258,7 @@ fn config_errors_and_failed_checks_are_reported_together_and_the_config_error_wi
     fs::create_dir(ws.path("certificates")).expect("mkdir");
     ws.write("certificates/site.pem", "not a certificate\n");
     let out = check(&ws);
-    assert_eq!(out.code, Some(2), "{out}");
+    assert_eq!(out.code, Some(1), "{out}");
     for want in ["`keepstart.stop`", "missing.sh", "`haproxy -c` refused it"] {
         assert!(out.stderr.contains(want), "expected {want:?} in:\n{out}");
     }
@@ -269,7 +269,7 @@ fn a_store_keepserver_cannot_load_is_a_config_error_naming_the_store() {
     let ws = Workspace::with_config_text(|dir| api_config(dir, "haproxy", ""), false, "server.pid");
     ws.write("api-store.json", "{\"format\": 1, \"listeners\": [");
     let out = check(&ws);
-    assert_eq!(out.code, Some(2), "{out}");
+    assert_eq!(out.code, Some(1), "{out}");
     let store = ws.path("api-store.json").display().to_string();
     assert!(
         out.stderr

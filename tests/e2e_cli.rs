@@ -253,7 +253,7 @@ fn check_invalid_config_names_key_file_and_line() {
         Command::new(BIN).args(["-c", &path, "check"]),
         Duration::from_secs(30),
     );
-    assert_eq!(out.code, Some(2), "check invalid-sleep.yaml:\n{out}");
+    assert_eq!(out.code, Some(1), "check invalid-sleep.yaml:\n{out}");
     let text = out.text();
     for want in ["sleep", "invalid-sleep.yaml:8:"] {
         assert!(text.contains(want), "expected {want:?} in:\n{out}");
@@ -268,7 +268,7 @@ fn check_missing_vip_names_the_key() {
         "server.pid",
     );
     let out = ws.cli(&["check"]);
-    assert_eq!(out.code, Some(2), "check without vip:\n{out}");
+    assert_eq!(out.code, Some(1), "check without vip:\n{out}");
     assert!(out.text().contains("vip"), "names the missing key:\n{out}");
 }
 
@@ -494,7 +494,7 @@ fn check_and_reload_refuse_bad_nic_names_and_hooks_that_cannot_run() {
     for (bad, key, prefix) in &cases {
         ws.write_config(bad);
         let line = line_of(&bad.render(ws.dir()), prefix);
-        assert_names(&ws.cli(&["check"]), 2, key, &ws, line);
+        assert_names(&ws.cli(&["check"]), 1, key, &ws, line);
         assert_names(&ws.cli(&["reload"]), 2, key, &ws, line);
     }
     assert_untouched(&ws, &d, hooks_before, 0);
