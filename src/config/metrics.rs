@@ -84,11 +84,9 @@ mod tests {
         let refused = load("metrics:\n  listen: 0.0.0.0:9181\n").expect_err("refused");
         assert_eq!(
             refused,
-            [
-                "/etc/keepserver/config.yaml:6:3: key `metrics.listen` (line 6, column 3): \
+            ["/etc/keepserver/config.yaml:6:3: key `metrics.listen`: \
                  0.0.0.0:9181 is not a loopback address: set metrics.auth (a token or basic \
-                 password file) before listening there"
-            ]
+                 password file) before listening there"]
         );
         let allowed = load("metrics:\n  listen: 0.0.0.0:9181\n  auth:\n    token-file: token\n")
             .expect("allowed");
@@ -109,7 +107,7 @@ mod tests {
             load("metrics:\n  listen: localhost\n  auth:\n    username: u\n").expect_err("refused");
         assert_eq!(refused.len(), 2, "{refused:?}");
         assert!(
-            refused[0].contains("key `metrics.listen` (line 6, column 11): `localhost` is not"),
+            refused[0].contains("6:11: key `metrics.listen`: `localhost` is not"),
             "{refused:?}"
         );
         assert!(

@@ -41,6 +41,7 @@ pub use super::error::HaproxyError;
 use super::error::summarize_output;
 use super::master::{self, ProcTable};
 use super::model::{Balancer, Name};
+use super::peers_sync;
 use super::process;
 use super::render::{PING_SCRIPT, RuntimePaths, render};
 use super::runtime_diff::{Command, RuntimeChange, runtime_changes};
@@ -49,6 +50,7 @@ use crate::atomic_file::{self as files, with_suffix};
 use crate::metrics::Metrics;
 use crate::snapshot::OperationView;
 use crate::supervisor::Target;
+use crate::supervisor::components::show_duration;
 use crate::tool::{self, ToolError};
 
 /// The HAProxy binary used when the settings name none.
@@ -63,6 +65,11 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long a hard stop (SIGTERM) may take before SIGKILL.
 pub const TERM_GRACE: Duration = Duration::from_secs(3);
+/// Longest wait before a reload for the stick tables' peers to finish their resync: HAProxy's
+/// resync timeout (5 s) for the previous worker, and as long again for the remote peers.
+const PEERS_SYNC_WAIT: Duration = Duration::from_secs(11);
+/// How often the peers' state is asked for while waiting.
+const PEERS_POLL: Duration = Duration::from_millis(50);
 /// How long the master may take to die after SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 
@@ -606,6 +613,7 @@ impl Haproxy {
     /// Reloads the running master (`before` is its state) and waits for the new worker.
     async fn reload(&self, before: &ProcTable, text: &str) -> Result<(), HaproxyError> {
         let socket = self.master_socket();
+        self.wait_peers_synced(before).await;
         master::request_reload(&socket).await?;
         let worker = master::wait_reloaded(&socket, before, READY_TIMEOUT).await?;
         self.confirm_serving(worker, text).await?;
@@ -617,6 +625,50 @@ impl Haproxy {
             replaced.join(",")
         );
         Ok(())
+    }
+
+    /// Waits, up to [`PEERS_SYNC_WAIT`], for the current workers' `peers` sections to finish
+    /// their resync, so that the worker the reload starts is handed the stick tables (see
+    /// [`peers_sync`]). A worker that cannot say is not waited for; a wait that runs out is
+    /// logged and the reload goes ahead (its tables may start empty).
+    async fn wait_peers_synced(&self, table: &ProcTable) {
+        let socket = self.master_socket();
+        let began = Instant::now();
+        for &worker in &table.workers {
+            loop {
+                let answer = master::worker_command(&socket, worker, "show peers").await;
+                let pending = match answer.map(|a| peers_sync::unsynced(&a)) {
+                    Ok(Ok(pending)) => pending,
+                    Ok(Err(reason)) => {
+                        warn!("haproxy worker {worker}: cannot read its peers' state: {reason}");
+                        break;
+                    }
+                    Err(e) => {
+                        warn!("haproxy worker {worker}: cannot ask for its peers' state: {e}");
+                        break;
+                    }
+                };
+                if pending.is_empty() {
+                    break;
+                }
+                if began.elapsed() >= PEERS_SYNC_WAIT {
+                    warn!(
+                        "haproxy reloading before the peers section(s) {} of worker {worker} \
+                         finished their resync: the new worker's stick tables may start empty",
+                        pending.join(",")
+                    );
+                    return;
+                }
+                tokio::time::sleep(PEERS_POLL).await;
+            }
+        }
+        let waited = began.elapsed();
+        if waited >= PEERS_POLL {
+            info!(
+                "haproxy reload waited {} for the stick tables' peers to be in sync",
+                show_duration(waited)
+            );
+        }
     }
 
     /// Waits for `worker` to answer and checks it serves the frontends `text` declares.
