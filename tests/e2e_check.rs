@@ -10,10 +10,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{CmdOutput, Workspace, line_of, prerequisite};
+use common::{CmdOutput, Workspace, line_of, prerequisite, tools_present};
 use keepserver::api::store::{Kind, Store};
 use keepserver::dryrun::validate::validate;
 use keepserver::dryrun::{Artefact, Check, Severity};
@@ -40,17 +39,10 @@ const BGP: &str = "bgp:\n  enabled: true\n  local-as: 65001\n  router-id: 192.0.
 /// Whether HAProxy and FRR's vtysh are installed; a SKIP line (or, where tests must run, a
 /// failure) when not.
 fn tools_here(test: &str) -> bool {
-    let missing: Vec<&str> = [("haproxy", "-v"), ("vtysh", "--help")]
-        .into_iter()
-        .filter(|(tool, arg)| Command::new(tool).arg(arg).output().is_err())
-        .map(|(tool, _)| tool)
-        .collect();
-    let check = if missing.is_empty() {
-        Ok(&())
-    } else {
-        Err(format!("needs {} installed", missing.join(" and ")))
-    };
-    prerequisite(test, check)
+    prerequisite(
+        test,
+        tools_present(&[("haproxy", "-v"), ("vtysh", "--help")], ""),
+    )
 }
 
 /// Every file in the workspace with its content: what a check must leave as it was.

@@ -219,6 +219,21 @@ fn ip(args: &[&str]) -> CmdOutput {
 // ---------------------------------------------------------------------------------------------
 // Skipping
 
+/// Whether every `(program, argument)` runs (each is run once with its argument): `Ok`, or the
+/// programs that do not, as a SKIP reason ending in `hint`, for [`prerequisite`].
+pub fn tools_present(tools: &[(&str, &str)], hint: &str) -> Result<&'static (), String> {
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(tool, arg)| Command::new(tool).arg(arg).output().is_err())
+        .map(|(tool, _)| *tool)
+        .collect();
+    if missing.is_empty() {
+        Ok(&())
+    } else {
+        Err(format!("{} not installed{hint}", missing.join(", ")))
+    }
+}
+
 /// Whether this machine can run the namespace tests; prints a SKIP line when it cannot.
 ///
 /// Where they must run (`CI` or `KEEPSERVER_E2E_REQUIRED` set) a missing prerequisite fails the

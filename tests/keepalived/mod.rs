@@ -9,7 +9,7 @@
 //! namespaces deleted, the workspaces removed), also when the test panics.
 
 use std::fmt::Write as _;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -44,24 +44,12 @@ const NODE_AS: u32 = 65001;
 /// gearman-tools; scripts/test installs them) are here; prints a SKIP line when one is not, and
 /// fails where e2e tests are required.
 pub fn tools_available(test: &str) -> bool {
-    let missing: Vec<&str> = [
+    let tools = [
         ("keepalived", "--version"),
         ("/usr/sbin/gearmand", "--version"),
         ("gearadmin", "--help"),
-    ]
-    .into_iter()
-    .filter(|(tool, arg)| Command::new(tool).arg(arg).output().is_err())
-    .map(|(tool, _)| tool)
-    .collect();
-    let check = if missing.is_empty() {
-        Ok(&())
-    } else {
-        Err(format!(
-            "{} not installed (run scripts/test as root)",
-            missing.join(", ")
-        ))
-    };
-    prerequisite(test, check)
+    ];
+    prerequisite(test, tools_present(&tools, " (run scripts/test as root)"))
 }
 
 /// One node: its namespace, keepserver's workspace (which also holds keepalived's files), and
