@@ -62,6 +62,11 @@ pub struct TakenOver {
     pub alive: bool,
 }
 
+/// How many times a held pidfile lock is tried again before it counts as another instance's.
+const LOCK_TRIES: u32 = 20;
+/// The pause between those tries (20 × 10 ms: a `status` probe holds it for microseconds).
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+
 impl Pidfile {
     /// Opens and locks the pidfile; fails with [`DaemonError::AlreadyRunning`] when another
     /// instance holds it. A pid left by a dead instance is returned so it can be warned about.
@@ -77,15 +82,24 @@ impl Pidfile {
             .truncate(false)
             .open(path)
             .map_err(err)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(DaemonError::AlreadyRunning {
-                    pid: read_pid(&mut file).unwrap_or(0),
-                    path: path.to_path_buf(),
-                });
+        let mut tries = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                // `status`, `stop` and `notify` look for the running instance with a shared
+                // lock held for an instant (see [`running_pid`]): only a lock that stays is one.
+                Err(TryLockError::WouldBlock) if tries < LOCK_TRIES => {
+                    tries += 1;
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(DaemonError::AlreadyRunning {
+                        pid: read_pid(&mut file).unwrap_or(0),
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(err(e)),
             }
-            Err(TryLockError::Error(e)) => return Err(err(e)),
         }
         let taken_over = read_pid(&mut file).map(|pid| TakenOver {
             pid,
@@ -257,6 +271,24 @@ mod tests {
         assert_eq!(running_pid(&path).unwrap(), Some(4242));
         first.remove();
         assert_eq!(running_pid(&path).unwrap(), None);
+    }
+
+    #[test]
+    fn a_status_probe_holding_the_lock_for_an_instant_does_not_stop_a_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.pid");
+        std::fs::write(&path, "").unwrap();
+        // What `running_pid` does, held for 50 ms while the start tries to lock.
+        let probe = File::open(&path).unwrap();
+        probe.try_lock_shared().unwrap();
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            drop(probe);
+        });
+        let (pidfile, taken) = Pidfile::acquire(&path).expect("the start gets the lock");
+        releaser.join().unwrap();
+        assert_eq!(taken, None);
+        pidfile.remove();
     }
 
     #[test]
