@@ -319,7 +319,12 @@ impl Haproxy {
                         // What the worker serves is not known now: nothing is made at run
                         // time again before the reload has put a known file in force.
                         *installed = None;
-                        self.install(&text).await?;
+                        if let Err(e) = self.install(&text).await {
+                            // Some commands may have been taken: the file in place undoes them.
+                            return Err(self
+                                .undo_runtime(&mut installed, table, old_text, e)
+                                .await);
+                        }
                         let (reloaded, ()) =
                             tokio::join!(self.reload(table, &text), self.sync_installed());
                         (reloaded.map(|()| Applied::Reloaded), began.elapsed())
