@@ -302,29 +302,25 @@ impl Haproxy {
         };
         let (activated, served) = match (&running, &plan, &previous) {
             (Some(table), Some(changes), Some(old_text)) => {
-                match self.change_at_runtime(table, changes, balancer).await {
+                let runtime = self.change_at_runtime(table, changes, balancer).await;
+                let served = began.elapsed();
+                if let Err(e) = &runtime {
+                    warn!("haproxy runtime change failed, reloading instead: {e}");
+                    // What the worker serves is not known now: nothing is made at run time
+                    // again before the reload has put a known file in force.
+                    *installed = None;
+                }
+                if let Err(e) = self.install(&text).await {
+                    // The commands taken are undone by a reload of the file still in place.
+                    return Err(self.undo_runtime(&mut installed, table, old_text, e).await);
+                }
+                match runtime {
                     Ok(()) => {
-                        let served = began.elapsed();
-                        if let Err(e) = self.install(&text).await {
-                            return Err(self
-                                .undo_runtime(&mut installed, table, old_text, e)
-                                .await);
-                        }
                         self.sync_installed().await;
                         self.master.send_replace(Some(table.master));
                         (Ok(Applied::Runtime), served)
                     }
-                    Err(e) => {
-                        warn!("haproxy runtime change failed, reloading instead: {e}");
-                        // What the worker serves is not known now: nothing is made at run
-                        // time again before the reload has put a known file in force.
-                        *installed = None;
-                        if let Err(e) = self.install(&text).await {
-                            // Some commands may have been taken: the file in place undoes them.
-                            return Err(self
-                                .undo_runtime(&mut installed, table, old_text, e)
-                                .await);
-                        }
+                    Err(_) => {
                         let (reloaded, ()) =
                             tokio::join!(self.reload(table, &text), self.sync_installed());
                         (reloaded.map(|()| Applied::Reloaded), began.elapsed())
