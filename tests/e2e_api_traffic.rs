@@ -37,6 +37,13 @@ const TOKEN: &str = "e2e-token-3f9c1a7b";
 const PEER_NAME: &str = "ks-e2e-node";
 /// The port every backend listens on (each has an address of its own).
 const BACKEND_PORT: u16 = 8080;
+/// The backends the tests start, by name and address (each test takes the first few).
+const BACKENDS: [(&str, &str); 4] = [
+    ("A", "198.51.100.11"),
+    ("B", "198.51.100.12"),
+    ("C", "198.51.100.13"),
+    ("D", "198.51.100.14"),
+];
 /// The backend script.
 const BACKEND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/api/backend.py");
 /// The generous deadline for what HAProxy should do "eventually" (a reload, a health check).
@@ -435,6 +442,13 @@ impl Lab {
 
     // -- backends -----------------------------------------------------------------------------
 
+    /// Starts each `(name, address)` of `list` as [`Lab::backend`] does.
+    fn backends(&mut self, list: &[(&str, &str)]) {
+        for (name, address) in list {
+            self.backend(name, address);
+        }
+    }
+
     /// Starts backend `name` on `address`:8080 and waits until it listens.
     fn backend(&mut self, name: &str, address: &str) {
         self.backends.insert(
@@ -740,13 +754,7 @@ fn every_object_type_created_read_updated_and_deleted_with_traffic_after_each_st
     let Some(mut lab) = Lab::start("api_crud") else {
         return;
     };
-    for (name, address) in [
-        ("A", "198.51.100.11"),
-        ("B", "198.51.100.12"),
-        ("C", "198.51.100.13"),
-    ] {
-        lab.backend(name, address);
-    }
+    lab.backends(&BACKENDS[..3]);
     assert_eq!(lab.read("/api/haproxy/loadbalancers"), json!([]));
     let quagga = lab.request("GET", "/api/quagga", None);
     assert_eq!(quagga.status, 404, "no BGP peering set yet: {quagga}");
@@ -1020,13 +1028,7 @@ fn source_ip_and_http_cookie_persistence_keep_a_client_on_one_member() {
     let Some(mut lab) = Lab::start("api_sticky") else {
         return;
     };
-    for (name, address) in [
-        ("A", "198.51.100.11"),
-        ("B", "198.51.100.12"),
-        ("C", "198.51.100.13"),
-    ] {
-        lab.backend(name, address);
-    }
+    lab.backends(&BACKENDS[..3]);
     lab.create(
         "/api/haproxy/peers",
         json!({"hostname": PEER_NAME, "address": "127.0.0.1", "port": 10002}),
@@ -1594,15 +1596,8 @@ fn a_burst_of_concurrent_member_posts_ends_consistent() {
     let Some(mut lab) = Lab::start("api_burst") else {
         return;
     };
-    let backends = [
-        ("A", "198.51.100.11"),
-        ("B", "198.51.100.12"),
-        ("C", "198.51.100.13"),
-        ("D", "198.51.100.14"),
-    ];
-    for (name, address) in backends {
-        lab.backend(name, address);
-    }
+    let backends = BACKENDS;
+    lab.backends(&backends);
     http_front(&lab, 80, json!({"lb_algorithm": "ROUND_ROBIN"}));
     lab.wait_status(80, 503);
 
